@@ -1,0 +1,1 @@
+"""Console scripts. Each ``main`` turns a :class:`dpdeblur.errors.DpdeblurError` into one line."""

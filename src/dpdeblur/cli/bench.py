@@ -1,0 +1,43 @@
+"""``dpdeblur-bench``: cost accounting and benchmarks, one subcommand each.
+
+Subcommands live in their own modules, each exposing ``register(subparsers)`` that adds its
+parser and sets ``func(args) -> int``; they are imported here so ``--help`` lists them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from dpdeblur.cli.common import run_cli
+
+SUBCOMMAND_MODULES = (
+    "dpdeblur.cli.bench_cost",  # dpdeblur-bench cost --model NAME --size H W
+    "dpdeblur.cli.bench_data",  # dpdeblur-bench data: loader samples/s, PNG vs cache
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dpdeblur-bench", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:
+                continue  # subcommand not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    def _run() -> int:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+
+    return run_cli(_run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""Shared behaviour of the console scripts: one-line errors and non-zero exits."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from dpdeblur.errors import DpdeblurError
+
+
+def run_cli(main: Callable[[], int | None]) -> int:
+    """Run ``main`` and map user errors to ``error: ...`` on stderr and exit status 2.
+
+    Unexpected exceptions still show a traceback: they are bugs, and hiding them would make
+    them harder to report. Ctrl-C exits with 130 and no traceback.
+    """
+    try:
+        code = main()
+    except DpdeblurError as err:
+        print(f"error: {err.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)

@@ -1,0 +1,215 @@
+"""``DPDataModule``: train/val/test/predict loaders for DPDD, PIXEL and synthetic DP data.
+
+Configured from ``conf/data/{dpdd,pixel,synthetic}.yaml``. Training on DPDD crops and flips
+(see :func:`dpdeblur.data.transforms.train_transforms`); validation and test score whole
+images (``val_crop`` may centre-crop validation for quick feedback; test never crops).
+Synthetic training data is streamed: every epoch renders new scenes (the sampler's epoch
+enters each scene's seed), while the synthetic val/test splits are fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from dpdeblur.data.datasets import DPDDDataset, PixelDataset
+from dpdeblur.data.transforms import CenterCrop, Compose, train_transforms
+from dpdeblur.errors import DataError
+
+DATASETS = ("dpdd", "pixel", "synthetic")
+
+
+class EpochStream(Dataset):
+    """Index ``epoch * n + i`` of the stream is sample ``i`` of epoch ``epoch`` of ``base``.
+
+    ``base`` must offer ``set_epoch(epoch)``; with :class:`EpochStreamSampler` every epoch
+    yields ``n`` fresh samples, reproducible for a seed, in any data-loader worker.
+    """
+
+    def __init__(self, base: Dataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        epoch, i = divmod(int(index), len(self.base))
+        self.base.set_epoch(epoch)
+        return self.base[i]
+
+
+class EpochStreamSampler(Sampler[int]):
+    """Yields ``epoch * n + i`` for i in 0..n-1; Lightning calls ``set_epoch`` each epoch."""
+
+    def __init__(self, length: int):
+        self.length = length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[int]:
+        start = self.epoch * self.length
+        return iter(range(start, start + self.length))
+
+
+class DPDataModule(L.LightningDataModule):
+    """Loaders for one DP dataset.
+
+    Args:
+        dataset: "dpdd", "pixel" (predict only: no target) or "synthetic".
+        root: dataset root for dpdd/pixel (``dd_dp_dataset_png`` or a Restormer-style tree).
+        batch_size, num_workers, pin_memory: loader settings (val/test use batch 1: images
+            of a split may differ in size).
+        crop_size: training crop; ``resize=(min, max)`` adds DPANet's random resize + re-crop.
+        vflip, hflip_swap: flip probabilities (a horizontal flip swaps the DP views).
+        rot90: non-physical 90-degree rotations (off by default).
+        val_crop: centre-crop validation images to this size (None: whole images).
+        allow_8bit: accept 8-bit files in DPDD with a warning instead of an error.
+        cache_dir: decode images once into uint16 ``.npy`` memory maps there.
+        keep_orientation: PIXEL only; keep portrait captures as they are.
+        synthetic: options of :class:`dpdeblur.data.synthetic.SyntheticDPDataset` plus
+            ``train_length``/``val_length``/``test_length``.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "synthetic",
+        root: str | None = None,
+        batch_size: int = 4,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        crop_size: int | None = 256,
+        resize: Sequence[int] | None = None,
+        vflip: float = 0.5,
+        hflip_swap: float = 0.5,
+        rot90: bool = False,
+        val_crop: int | None = None,
+        allow_8bit: bool = False,
+        cache_dir: str | None = None,
+        keep_orientation: bool = False,
+        synthetic: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        if dataset not in DATASETS:
+            raise DataError(
+                f"unknown dataset {dataset!r}", None, f"use one of {', '.join(DATASETS)}"
+            )
+        if dataset != "synthetic" and not root:
+            raise DataError(
+                f"data.root is not set for dataset '{dataset}'",
+                None,
+                "pass data.root=/path/to/data",
+            )
+        self.dataset = dataset
+        self.root = None if root is None else Path(root).expanduser()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.crop_size = crop_size
+        self.resize = resize
+        self.vflip = vflip
+        self.hflip_swap = hflip_swap
+        self.rot90 = rot90
+        self.val_crop = val_crop
+        self.allow_8bit = allow_8bit
+        self.cache_dir = cache_dir
+        self.keep_orientation = keep_orientation
+        self.synthetic = dict(synthetic or {})
+        self.datasets: dict[str, Dataset] = {}
+
+    # -- datasets ---------------------------------------------------------------------
+    def _synthetic(self, split: str) -> Dataset:
+        from dpdeblur.data.synthetic import SyntheticDPDataset
+
+        options = dict(self.synthetic)
+        lengths = {
+            s: options.pop(f"{s}_length", default)
+            for s, default in (("train", 1000), ("val", 8), ("test", 8))
+        }
+        if "size" not in options and self.crop_size:
+            options["size"] = (self.crop_size, self.crop_size)
+        if "size" in options:
+            options["size"] = tuple(options["size"])
+        return SyntheticDPDataset(length=lengths[split], split=split, **options)
+
+    def _dpdd(self, split: str) -> Dataset:
+        transform = None
+        if split == "train":
+            transform = train_transforms(
+                self.crop_size, self.vflip, self.hflip_swap, self.resize, self.rot90
+            )
+        elif split == "val" and self.val_crop:
+            transform = Compose([CenterCrop(self.val_crop)])
+        return DPDDDataset(
+            self.root, split, transform, allow_8bit=self.allow_8bit, cache_dir=self.cache_dir
+        )
+
+    def build(self, split: str) -> Dataset:
+        """The dataset of ``split`` (train, val, test or predict), built once."""
+        if split in self.datasets:
+            return self.datasets[split]
+        if self.dataset == "synthetic":
+            dataset = self._synthetic("test" if split == "predict" else split)
+        elif self.dataset == "dpdd":
+            dataset = self._dpdd("test" if split == "predict" else split)
+        elif split == "predict":
+            dataset = PixelDataset(
+                self.root, keep_orientation=self.keep_orientation, cache_dir=self.cache_dir
+            )
+        else:
+            raise DataError(
+                f"PIXEL has no ground truth, so it has no '{split}' split",
+                self.root,
+                "use PIXEL for prediction (dpdeblur-deblur / trainer.predict) only",
+            )
+        self.datasets[split] = dataset
+        return dataset
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("predict",),
+            None: ("train", "val", "test"),
+        }[stage]
+        for split in wanted:
+            self.build(split)
+
+    # -- loaders ----------------------------------------------------------------------
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle if sampler is None else False,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.build("train")
+        if self.dataset == "synthetic":
+            return self._loader(
+                EpochStream(dataset), self.batch_size, False, EpochStreamSampler(len(dataset))
+            )
+        return self._loader(dataset, self.batch_size, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.build("val"), 1, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.build("test"), 1, False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.build("predict"), 1, False)

@@ -1,0 +1,166 @@
+"""DPDD and PIXEL as torch datasets of sample dicts (DESIGN.md, "How data flows").
+
+A sample is a dict: ``left``, ``right`` (3xHxW float32 in [0, 1]), ``combined`` and
+``target`` where the data has them, ``name``, ``bit_depth`` (the lowest of the sample's
+files: 16 for DPDD), and ``scene`` ("indoor"/"outdoor") on DPDD's 76-image test split.
+
+Every file of a sample is checked as it is read: a missing or corrupt file, views of
+different sizes, or an 8-bit file where 16 bits are expected raise a one-line
+:class:`~dpdeblur.errors.DataError` naming the file. Nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dpdeblur.data.cache import ArrayCache
+from dpdeblur.data.io import read_raw
+from dpdeblur.data.layout import DPRecord, index_dpdd_split, index_pixel, resolve_dpdd_root
+from dpdeblur.data.transforms import ToTensor
+from dpdeblur.errors import BitDepthError, DataError
+
+
+def _transform_rng() -> np.random.Generator:
+    """A generator drawn from torch's RNG: reproducible under ``seed_everything`` and
+    different in every data-loader worker and epoch."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+
+
+class DPFileDataset(Dataset):
+    """Samples from a list of :class:`DPRecord` (files on disk), checked as they are read.
+
+    Args:
+        records: one record per sample.
+        transform: ``transform(sample, rng) -> sample`` on HxWxC arrays (see transforms.py).
+        min_bits: lowest accepted bit depth (16 for DPDD); ``None`` accepts anything.
+        allow_lower_bits: turn a bit-depth shortfall into a warning instead of an error.
+        cache_dir: decode each file once into a uint16 ``.npy`` memory map there.
+        rotate_portrait: rotate portrait images 90 degrees counter-clockwise to landscape.
+    """
+
+    def __init__(
+        self,
+        records: list[DPRecord],
+        transform: Callable | None = None,
+        min_bits: int | None = None,
+        allow_lower_bits: bool = False,
+        cache_dir: str | Path | None = None,
+        rotate_portrait: bool = False,
+    ):
+        self.records = records
+        self.transform = transform
+        self.min_bits = min_bits
+        self.allow_lower_bits = allow_lower_bits
+        self.cache = ArrayCache(cache_dir) if cache_dir else None
+        self.rotate_portrait = rotate_portrait
+        self._to_tensor = ToTensor()
+        self._warned: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _read(self, path: Path) -> tuple[np.ndarray, int]:
+        if self.cache is not None:
+            return self.cache.load(path)
+        raw = read_raw(path)
+        return raw.pixels, raw.bit_depth
+
+    def _check_bits(self, path: Path, bits: int) -> None:
+        if self.min_bits is None or bits >= self.min_bits:
+            return
+        message = f"{bits}-bit image where {self.min_bits}-bit is expected"
+        if not self.allow_lower_bits:
+            raise BitDepthError(
+                message,
+                path,
+                "use the original 16-bit files, or set data.allow_8bit=true to accept them",
+            )
+        if path not in self._warned:
+            self._warned.add(path)
+            warnings.warn(f"{path}: {message}; scores will not match 16-bit results", stacklevel=3)
+
+    def load_arrays(self, index: int) -> dict:
+        """The sample's raw HxWx3 arrays (integer, possibly memory-mapped) and metadata."""
+        record = self.records[index]
+        sample: dict = {"name": record.name}
+        depths = []
+        reference: tuple[Path, tuple[int, ...]] | None = None
+        for role, path in record.files().items():
+            pixels, bits = self._read(path)
+            self._check_bits(path, bits)
+            if reference is None:
+                reference = (path, pixels.shape[:2])
+            elif pixels.shape[:2] != reference[1]:
+                raise DataError(
+                    f"{role} image is {pixels.shape[1]}x{pixels.shape[0]} but "
+                    f"{reference[0].name} is {reference[1][1]}x{reference[1][0]} (WxH)",
+                    path,
+                    "all views and the target of a sample must have the same size",
+                )
+            if self.rotate_portrait and pixels.shape[0] > pixels.shape[1]:
+                pixels = np.rot90(pixels, 1)  # counter-clockwise, as PIXEL is usually shown
+            sample[role] = pixels
+            depths.append(bits)
+        sample["bit_depth"] = min(depths)
+        if record.scene is not None:
+            sample["scene"] = record.scene
+        return sample
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.load_arrays(index)
+        if self.transform is not None:
+            sample = self.transform(sample, _transform_rng())
+        return self._to_tensor(sample)
+
+
+class DPDDDataset(DPFileDataset):
+    """One split of DPDD, in either layout (detected; see :mod:`dpdeblur.data.layout`).
+
+    ``allow_8bit`` accepts 8-bit files with a warning (DPDD is 16-bit; an 8-bit copy is a
+    different protocol, and the recorded ``bit_depth`` says so).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transform: Callable | None = None,
+        allow_8bit: bool = False,
+        cache_dir: str | Path | None = None,
+    ):
+        self.root, self.layout = resolve_dpdd_root(root)
+        self.split = split
+        records = index_dpdd_split(self.root, split, self.layout)
+        cache = Path(cache_dir) / split if cache_dir else None
+        super().__init__(
+            records, transform, min_bits=16, allow_lower_bits=allow_8bit, cache_dir=cache
+        )
+
+
+class PixelDataset(DPFileDataset):
+    """PIXEL (Google Pixel 4 DP captures): left/right only, no target, no combined view.
+
+    Portrait captures are rotated 90 degrees counter-clockwise to landscape unless
+    ``keep_orientation``. The release carries one green channel; single-channel files are
+    expanded to three equal channels by :func:`dpdeblur.data.io.read_raw` (with a warning).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "test",
+        transform: Callable | None = None,
+        keep_orientation: bool = False,
+        cache_dir: str | Path | None = None,
+    ):
+        self.root = Path(root)
+        records, self.layout = index_pixel(root, split)
+        super().__init__(
+            records, transform, cache_dir=cache_dir, rotate_portrait=not keep_orientation
+        )

@@ -1,0 +1,212 @@
+"""Transforms that act on a whole DP sample dict at once (DESIGN.md, "How data flows").
+
+Every image-like entry (``left``, ``right``, ``combined``, ``target`` and the synthetic
+``coc``/``depth`` maps) gets the same crop, resize and flip, so the views stay registered
+with each other and with the target. Arrays are HxWxC numpy, integer (raw, possibly a
+memory map: cropping first reads only the crop) or float32; :class:`ToTensor` ends a
+pipeline.
+
+DP physics: a horizontal mirror turns the left half-aperture into the right one, so a
+horizontal flip must also swap ``left`` and ``right`` (:class:`RandomHorizontalFlipSwap`).
+Vertical flips keep the views. A 90-degree rotation makes the disparity vertical, which no
+DP sensor produces: :class:`RandomRot90` exists for experiments and is off by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from dpdeblur.data.io import to_float
+
+IMAGE_KEYS = ("left", "right", "combined", "target", "coc", "depth")
+Sample = dict
+
+
+def image_keys(sample: Sample) -> list[str]:
+    return [k for k in IMAGE_KEYS if k in sample and sample[k] is not None]
+
+
+def sample_size(sample: Sample) -> tuple[int, int]:
+    """(H, W) of the sample's images (all of them share it)."""
+    first = sample[image_keys(sample)[0]]
+    return int(first.shape[0]), int(first.shape[1])
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[Callable[[Sample, np.random.Generator], Sample]]):
+        self.transforms = list(transforms)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        rng = rng if rng is not None else np.random.default_rng()
+        for transform in self.transforms:
+            sample = transform(sample, rng)
+        return sample
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(t) for t in self.transforms)
+        return f"Compose([{inner}])"
+
+
+class PairedRandomCrop:
+    """The same random ``size`` x ``size`` window (or HxW) from every image of the sample."""
+
+    def __init__(self, size: int | Sequence[int]):
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        height, width = sample_size(sample)
+        crop_h, crop_w = self.size
+        if crop_h > height or crop_w > width:
+            raise ValueError(
+                f"{sample.get('name', 'sample')}: crop {crop_h}x{crop_w} is larger than the image {height}x{width}"
+            )
+        top = int(rng.integers(0, height - crop_h + 1))
+        left = int(rng.integers(0, width - crop_w + 1))
+        out = dict(sample)
+        for key in image_keys(sample):
+            out[key] = sample[key][top : top + crop_h, left : left + crop_w]
+        return out
+
+    def __repr__(self) -> str:
+        return f"PairedRandomCrop({self.size})"
+
+
+class CenterCrop:
+    """The central window of every image (deterministic; for validation previews)."""
+
+    def __init__(self, size: int | Sequence[int]):
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        height, width = sample_size(sample)
+        crop_h, crop_w = min(self.size[0], height), min(self.size[1], width)
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        out = dict(sample)
+        for key in image_keys(sample):
+            out[key] = sample[key][top : top + crop_h, left : left + crop_w]
+        return out
+
+
+class RandomResize:
+    """Resize every image to n x n, n drawn from {min_size, min_size + step, ..., max_size}.
+
+    The DPANet release's augmentation (dpanet.md): 512x512 patches resized to n in
+    {512, 514, ..., 638}, then a random 512 crop. Bilinear, on float32 values.
+    """
+
+    def __init__(self, min_size: int, max_size: int, step: int = 2):
+        self.sizes = list(range(min_size, max_size + 1, step))
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        n = int(self.sizes[int(rng.integers(0, len(self.sizes)))])
+        out = dict(sample)
+        for key in image_keys(sample):
+            image = to_float(np.asarray(sample[key]))
+            resized = cv2.resize(image, (n, n), interpolation=cv2.INTER_LINEAR)
+            out[key] = resized.reshape(n, n, image.shape[2])
+        return out
+
+
+class RandomVerticalFlip:
+    """Flip every image upside down with probability ``p`` (physical for DP: views kept)."""
+
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if rng.random() >= self.p:
+            return sample
+        out = dict(sample)
+        for key in image_keys(sample):
+            out[key] = sample[key][::-1]
+        return out
+
+
+class RandomHorizontalFlipSwap:
+    """Mirror every image left-right with probability ``p`` and swap the two DP views.
+
+    A mirror turns the left half-aperture into the right one, so the mirrored left view is
+    the new right view. The signed defocus map keeps its sign (depth does not change).
+    """
+
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if rng.random() >= self.p:
+            return sample
+        out = dict(sample)
+        for key in image_keys(sample):
+            out[key] = sample[key][:, ::-1]
+        out["left"], out["right"] = out["right"], out["left"]
+        return out
+
+
+class RandomRot90:
+    """Rotate every image by a random multiple of 90 degrees. NOT physical for DP data.
+
+    A rotation turns the horizontal DP disparity vertical; no DP sensor does that. Off by
+    default (``enabled=False`` makes it a no-op) and offered only for ablations.
+    """
+
+    def __init__(self, enabled: bool = False):
+        self.enabled = enabled
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if not self.enabled:
+            return sample
+        turns = int(rng.integers(0, 4))
+        out = dict(sample)
+        for key in image_keys(sample):
+            out[key] = np.rot90(sample[key], turns)
+        return out
+
+
+class ToTensor:
+    """HxWxC arrays -> CxHxW float32 tensors; integers scaled by their full range."""
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        out = dict(sample)
+        for key in image_keys(sample):
+            value = sample[key]
+            if isinstance(value, torch.Tensor):
+                continue
+            value = np.asarray(value)
+            image = (
+                to_float(value)
+                if value.dtype.kind in "ui"
+                else value.astype(np.float32, copy=False)
+            )
+            out[key] = torch.from_numpy(np.ascontiguousarray(np.transpose(image, (2, 0, 1))))
+        return out
+
+
+def train_transforms(
+    crop_size: int | None = 256,
+    vflip: float = 0.5,
+    hflip_swap: float = 0.5,
+    resize: Sequence[int] | None = None,
+    rot90: bool = False,
+) -> Compose:
+    """The standard training pipeline: crop, optional random resize and re-crop, flips.
+
+    ``resize=(min, max)`` reproduces DPANet's recipe: crop, resize to n x n, crop again.
+    """
+    steps: list = []
+    if crop_size:
+        steps.append(PairedRandomCrop(crop_size))
+        if resize:
+            steps += [RandomResize(int(resize[0]), int(resize[1])), PairedRandomCrop(crop_size)]
+    if vflip:
+        steps.append(RandomVerticalFlip(vflip))
+    if hflip_swap:
+        steps.append(RandomHorizontalFlipSwap(hflip_swap))
+    if rot90:
+        steps.append(RandomRot90(enabled=True))
+    return Compose(steps)

@@ -1,0 +1,77 @@
+"""Write DP samples to disk as a DPDD tree (either layout), 16-bit PNG by default.
+
+Used by ``dpdeblur-data synth`` to turn synthetic scenes into a dataset that every tool
+reads exactly as it reads the real DPDD. As in DPDD, the target's file name differs from
+the source's (the target is "the neighbouring frame"): source ``<prefix>NNNNN`` with an odd
+number, target the even number before it, so separate sorting pairs them correctly.
+Synthetic ground truth that DPDD lacks (the signed defocus map) goes beside the combined
+view as ``.npy`` and is ignored by the DPDD reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from dpdeblur.data.io import as_hwc, write_png
+
+
+def split_folders(root: Path, split: str, layout: str) -> dict[str, Path]:
+    if layout == "official":
+        return {
+            "combined": root / f"{split}_c" / "source",
+            "target": root / f"{split}_c" / "target",
+            "left": root / f"{split}_l" / "source",
+            "right": root / f"{split}_r" / "source",
+            "coc": root / f"{split}_c" / "defocus",
+        }
+    if layout == "restormer":
+        base = root / split / "DPDD"
+        return {
+            "combined": base / "inputC",
+            "target": base / "target",
+            "left": base / "inputL",
+            "right": base / "inputR",
+            "coc": base / "defocus",
+        }
+    raise ValueError(f"unknown layout {layout!r}; use 'official' or 'restormer'")
+
+
+def frame_names(prefix: str, index: int) -> tuple[str, str]:
+    """(source name, target name) of sample ``index``: consecutive frame numbers."""
+    return f"{prefix}{2 * index + 1:05d}", f"{prefix}{2 * index:05d}"
+
+
+def write_split(
+    root: str | Path,
+    split: str,
+    samples: Iterable[dict],
+    layout: str = "official",
+    bits: int = 16,
+    prefix: str = "SYN",
+) -> int:
+    """Write ``samples`` (dicts with left/right/combined/target images) as one split.
+
+    Returns the number of samples written.
+    """
+    folders = split_folders(Path(root), split, layout)
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    view_suffix = (
+        {"left": "_L", "right": "_R"} if layout == "official" else {"left": "", "right": ""}
+    )
+    count = 0
+    for index, sample in enumerate(samples):
+        source, target = frame_names(prefix, index)
+        write_png(folders["combined"] / f"{source}.png", sample["combined"], bits)
+        write_png(folders["left"] / f"{source}{view_suffix['left']}.png", sample["left"], bits)
+        write_png(folders["right"] / f"{source}{view_suffix['right']}.png", sample["right"], bits)
+        write_png(folders["target"] / f"{target}.png", sample["target"], bits)
+        if sample.get("coc") is not None:
+            np.save(
+                folders["coc"] / f"{source}.npy", as_hwc(sample["coc"])[..., 0].astype(np.float32)
+            )
+        count += 1
+    return count
