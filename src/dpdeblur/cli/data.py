@@ -32,35 +32,19 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def split_counts(n: int) -> dict[str, int]:
-    """Train/val/test sizes for ``n`` synthetic samples: 70/15/15, at least one each."""
-    if n < 3:
-        raise DataError(
-            f"--n {n} is too small", None, "use --n 3 or more (one sample per split at least)"
-        )
-    val = max(1, round(0.15 * n))
-    test = max(1, round(0.15 * n))
-    return {"train": n - val - test, "val": val, "test": test}
-
-
 def _synth(args: argparse.Namespace) -> int:
-    from dpdeblur.data.synthetic import SyntheticDPDataset
-    from dpdeblur.data.writer import write_split
+    from dpdeblur.data.writer import write_synthetic_dpdd
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise DataError("output folder is not empty", out, "choose a new --out or pass --overwrite")
+    counts = write_synthetic_dpdd(
+        out, args.n, tuple(args.size), seed=args.seed, layout=args.layout, kernel=args.kernel
+    )
     height, width = args.size
-    for split, count in split_counts(args.n).items():
-        dataset = SyntheticDPDataset(
-            length=count, size=(height, width), seed=args.seed, split=split, kernel=args.kernel
-        )
-        samples = (dataset[i] for i in range(count))
-        written = write_split(
-            out, split, samples, layout=args.layout, bits=16, prefix=f"SYN{split[:2].upper()}"
-        )
-        print(f"{split}: wrote {written} samples ({width}x{height}, 16-bit PNG) under {out}")
-    print(f"layout: {args.layout}; check it with: dpdeblur-data check {out}")
+    for split, count in counts.items():
+        print(f"{split}: wrote {count} samples ({width}x{height}, 16-bit PNG)")
+    print(f"layout: {args.layout} under {out}; check it with: dpdeblur-data check {out}")
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dpdeblur.data.io import as_hwc, write_png
+from dpdeblur.errors import DataError
 
 
 def split_folders(root: Path, split: str, layout: str) -> dict[str, Path]:
@@ -75,3 +76,37 @@ def write_split(
             )
         count += 1
     return count
+
+
+def split_counts(n: int) -> dict[str, int]:
+    """Train/val/test sizes for ``n`` samples: 70/15/15, at least one each."""
+    if n < 3:
+        raise DataError(f"{n} samples cannot fill three splits", None, "use --n 3 or more")
+    val = max(1, round(0.15 * n))
+    test = max(1, round(0.15 * n))
+    return {"train": n - val - test, "val": val, "test": test}
+
+
+def write_synthetic_dpdd(
+    root: str | Path,
+    n: int,
+    size: tuple[int, int] = (256, 256),
+    seed: int = 0,
+    layout: str = "official",
+    kernel: str = "soft",
+) -> dict[str, int]:
+    """Render ``n`` synthetic DP scenes and write them as a DPDD tree (16-bit PNG).
+
+    Splits are 70/15/15; each split's scenes are deterministic for ``seed``.
+    Returns the count written per split.
+    """
+    from dpdeblur.data.synthetic import SyntheticDPDataset
+
+    counts = {}
+    for split, count in split_counts(n).items():
+        dataset = SyntheticDPDataset(length=count, size=size, seed=seed, split=split, kernel=kernel)
+        samples = (dataset[i] for i in range(count))
+        counts[split] = write_split(
+            root, split, samples, layout=layout, bits=16, prefix=f"SYN{split[:2].upper()}"
+        )
+    return counts

@@ -1,0 +1,528 @@
+"""Synthetic dual-pixel data: layered scenes rendered through a thin lens with DP kernels.
+
+The embedded default dataset: no download, every sample rendered on the fly and
+reproducible from ``(seed, split, epoch, index)``. The physics is in
+:mod:`dpdeblur.data.optics` (CoC radius, DP kernels) and the scenes in
+:mod:`dpdeblur.data.scenes`; docs/synthetic.md explains the model.
+
+Image formation (:func:`render_layers`). Layers are fronto-parallel planes, composited far
+to near. For each view v in {L, R}, with layer k's DP kernel ``h_k^v`` (sum 1/2), the
+layer's premultiplied colour and its alpha are both blurred by ``h_k^v`` and composited
+with "over":
+
+    P = h_k^v * (alpha_k c_k),   A = h_k^v * alpha_k,   V <- V (1 - 2 A) + P
+
+``2 A`` is the fraction of that view's half-aperture blocked by the layer, so defocused
+near edges spread over what lies behind them (and hide it), as in real DP images. The
+sharp target is the same composite with no blur: ``T <- T (1 - alpha_k) + alpha_k c_k``.
+
+Units. The renderer works in photon units: each view collects half the light, so
+``combined = L + R`` exactly and has the target's brightness, and an in-focus scene gives
+``L == R == T / 2``. DPDD stores each DP view at the brightness of the combined image, so a
+*dataset sample* (:meth:`DPRender.to_sample`, :func:`render_sample`,
+:class:`SyntheticDPDataset`) holds ``left = 2 L`` and ``right = 2 R`` (each view as bright
+as the target) and ``combined = L + R``, i.e. ``(left + right) / 2`` in sample units.
+Without noise ``2 L`` is a convex mix of texture colours, so views stay in [0, 1]; every
+image is clipped to [0, 1] once, at the very end (only sensor noise can trigger it, and
+then ``combined`` may differ from ``(left + right) / 2`` at the clipped pixels).
+
+Sensor noise (:class:`SensorNoise`, off by default): Poisson-Gaussian on each view in
+sample units, ``y = a Poisson(x / a) + N(0, b^2)``, applied after the views are formed;
+``combined`` is then the sum of the noisy photon-unit views, as a camera sums its two
+photodiodes.
+
+Speed: the convolutions are FFTs (torch, one forward transform per layer serves both
+views); a 256x256 sample with 4-6 layers renders in well under 0.2 s on one CPU core
+(docs/synthetic.md, "Speed").
+
+Not modelled: scene slant within a layer, lens aberrations and vignetting, the DP
+sensor's angular response beyond the kernel shape, the camera's tone curve (blur and the
+L + R sum happen in the textures' stored values, not in linear light), colour filter
+arrays and demosaicking.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dpdeblur.data.optics import KERNEL_KINDS, ThinLensCamera, dp_kernels, kernel_half_size
+from dpdeblur.data.scenes import Layer, TextureBank, default_texture_bank, random_layers
+
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+SAMPLE_IMAGE_KEYS = ("left", "right", "combined", "target")
+
+
+def split_id(split: str) -> int:
+    """A stable integer for a split name (train 0, val 1, test 2, others a CRC32)."""
+    return SPLIT_IDS.get(split, zlib.crc32(split.encode("utf-8")))
+
+
+# -- rendering ------------------------------------------------------------------------
+
+
+def _psf_spectrum(psf: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """Real FFT of ``psf`` laid on an HxW grid with its centre at the origin (wrapped)."""
+    half_y, half_x = psf.shape[0] // 2, psf.shape[1] // 2
+    grid = torch.zeros(shape, dtype=torch.float32)
+    grid[: psf.shape[0], : psf.shape[1]] = torch.from_numpy(np.ascontiguousarray(psf))
+    grid = torch.roll(grid, shifts=(-half_y, -half_x), dims=(0, 1))
+    return torch.fft.rfft2(grid)
+
+
+def convolve_psfs(image: np.ndarray, psfs: Sequence[np.ndarray], pad: int) -> list[np.ndarray]:
+    """``image`` (HxWxC float32) convolved with each point-spread function of ``psfs``.
+
+    A point of light at (y, x) becomes the PSF centred on (y, x) (a convolution, not a
+    correlation). One forward FFT serves every PSF (both DP views of a layer). The FFT
+    convolution is circular: the image is first mirror-padded by ``pad`` pixels (OpenCV's
+    BORDER_REFLECT_101), so outputs farther than ``half kernel size - pad`` from the
+    border see no wrap-around; with ``pad >= half size`` every output pixel is a linear
+    convolution with mirrored borders.
+    """
+    if pad > 0:
+        image = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    shape = image.shape[:2]
+    channels_first = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    spectrum = torch.fft.rfft2(channels_first)
+    outputs = []
+    for psf in psfs:
+        if psf.shape[0] > shape[0] or psf.shape[1] > shape[1]:
+            raise ValueError(f"kernel {psf.shape} is larger than the padded image {shape}")
+        blurred = torch.fft.irfft2(spectrum * _psf_spectrum(psf, shape), s=shape)
+        blurred = blurred.numpy().transpose(1, 2, 0)
+        if pad > 0:
+            blurred = blurred[pad:-pad, pad:-pad]
+        outputs.append(np.ascontiguousarray(blurred, dtype=np.float32))
+    return outputs
+
+
+def convolve_psf(image: np.ndarray, psf: np.ndarray) -> np.ndarray:
+    """``image`` (HxWxC) convolved with one PSF, borders mirrored; a 1x1 PSF is a scaling."""
+    if psf.shape == (1, 1):
+        return image * psf[0, 0]
+    return convolve_psfs(image, [psf], pad=psf.shape[0] // 2)[0]
+
+
+@dataclass(frozen=True)
+class SensorNoise:
+    """Poisson-Gaussian noise on each DP view, in sample units ([0, 1], view as bright as
+    the target): ``y = shot * Poisson(x / shot) + N(0, read^2)``.
+
+    Attributes:
+        shot: Poisson gain a (variance ``a * x``; 1 / a photo-electrons at full scale).
+        read: standard deviation b of the signal-independent Gaussian read noise.
+    """
+
+    shot: float = 0.0
+    read: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.shot < 0 or self.read < 0:
+            raise ValueError(f"noise parameters must be >= 0: {self}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.shot > 0 or self.read > 0
+
+    def apply(self, view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A noisy copy of ``view`` (float32; not clipped)."""
+        noisy = view.astype(np.float64)
+        if self.shot > 0:
+            noisy = self.shot * rng.poisson(np.maximum(noisy, 0.0) / self.shot)
+        if self.read > 0:
+            noisy = noisy + rng.normal(0.0, self.read, size=view.shape)
+        return noisy.astype(np.float32)
+
+
+@dataclass
+class DPRender:
+    """A rendered DP scene in photon units (see the module docstring).
+
+    Attributes:
+        target: sharp all-in-focus composite, HxWx3.
+        left, right: the two DP views, each holding half the light, HxWx3.
+        combined: ``left + right``, HxWx3.
+        depth: depth of the visible surface (nearest layer with alpha >= 1/2), HxW, metres.
+        coc: signed CoC radius of the visible surface, HxW, pixels (> 0 behind focus).
+    """
+
+    target: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    combined: np.ndarray
+    depth: np.ndarray
+    coc: np.ndarray
+
+    def crop(self, margin: int) -> DPRender:
+        """The render without a border of ``margin`` pixels on every side."""
+        if margin <= 0:
+            return self
+        window = (slice(margin, -margin), slice(margin, -margin))
+        return DPRender(**{f.name: getattr(self, f.name)[window] for f in fields(self)})
+
+    def to_sample(self, clip: bool = True) -> dict[str, np.ndarray]:
+        """Sample units: views x2 (as bright as the target), ``combined = L + R``.
+
+        Images are HxWx3 float32, clipped to [0, 1] when ``clip``; ``depth`` and ``coc``
+        are HxWx1 float32.
+        """
+        images = {
+            "left": 2.0 * self.left,
+            "right": 2.0 * self.right,
+            "combined": self.combined,
+            "target": self.target,
+        }
+        sample = {
+            key: np.ascontiguousarray(np.clip(v, 0.0, 1.0) if clip else v, dtype=np.float32)
+            for key, v in images.items()
+        }
+        sample["depth"] = np.ascontiguousarray(self.depth[:, :, None], dtype=np.float32)
+        sample["coc"] = np.ascontiguousarray(self.coc[:, :, None], dtype=np.float32)
+        return sample
+
+
+def render_layers(
+    layers: Sequence[Layer],
+    camera: ThinLensCamera,
+    kernel: str = "soft",
+    *,
+    margin: int = 0,
+    noise: SensorNoise | None = None,
+    rng: np.random.Generator | None = None,
+    kernel_options: Mapping[str, float] | None = None,
+) -> DPRender:
+    """Render layers (any order: sorted far to near here) into DP views and the target.
+
+    Args:
+        layers: fronto-parallel layers, all of the same HxW.
+        camera: thin-lens camera (focus distance, aperture, pixel pitch).
+        kernel: DP kernel model, "soft" or "hard" (:func:`dpdeblur.data.optics.dp_kernels`).
+        margin: border cropped from every output after rendering. Give the canvas a margin
+            of at least the largest kernel's half size and no blur sees the canvas edge;
+            otherwise the layers are mirror-padded as far as needed.
+        noise: sensor noise on the views after cropping (needs ``rng``); None: no noise.
+        rng: generator for the noise.
+        kernel_options: extra arguments of :func:`dp_kernels` (soft kernel shape).
+    """
+    if not layers:
+        raise ValueError("a scene needs at least one layer")
+    if kernel not in KERNEL_KINDS:
+        raise ValueError(f"unknown DP kernel kind {kernel!r}; use one of {KERNEL_KINDS}")
+    ordered = sorted(layers, key=lambda layer: -layer.depth)  # stable: ties keep their order
+    shape = ordered[0].alpha.shape
+    target = np.zeros((*shape, 3), np.float32)
+    views = [np.zeros((*shape, 3), np.float32), np.zeros((*shape, 3), np.float32)]
+    depth = np.full(shape, ordered[0].depth, np.float32)
+    options = dict(kernel_options or {})
+    kernels = [
+        dp_kernels(camera.coc_radius_px(layer.depth), kernel, **options) for layer in ordered
+    ]
+    pad = max(0, max(left.shape[0] // 2 for left, _ in kernels) - margin)
+    for layer, psfs in zip(ordered, kernels, strict=True):
+        if layer.alpha.shape != shape or layer.texture.shape != (*shape, 3):
+            raise ValueError("all layers must share one HxW (texture HxWx3, alpha HxW)")
+        alpha = layer.alpha.astype(np.float32)[:, :, None]
+        premultiplied = np.concatenate([alpha * layer.texture.astype(np.float32), alpha], axis=2)
+        target = target * (1.0 - alpha) + premultiplied[:, :, :3]
+        if psfs[0].shape == (1, 1):  # in focus: exact scaling, no FFT round-off
+            blurred_views = [premultiplied * psfs[0][0, 0], premultiplied * psfs[1][0, 0]]
+        else:
+            blurred_views = convolve_psfs(premultiplied, psfs, pad)
+        for view, blurred in zip(views, blurred_views, strict=True):
+            view *= 1.0 - 2.0 * blurred[:, :, 3:]
+            view += blurred[:, :, :3]
+        depth[layer.alpha >= 0.5] = layer.depth
+    render = DPRender(
+        target=target,
+        left=views[0],
+        right=views[1],
+        combined=views[0] + views[1],
+        depth=depth,
+        coc=camera.coc_radius_px(depth.astype(np.float64)).astype(np.float32),
+    ).crop(margin)
+    if noise is not None and noise.enabled:
+        if rng is None:
+            raise ValueError("sensor noise needs a random generator (rng)")
+        render.left = 0.5 * noise.apply(2.0 * render.left, rng)
+        render.right = 0.5 * noise.apply(2.0 * render.right, rng)
+        render.combined = render.left + render.right
+    return render
+
+
+# -- random scenes --------------------------------------------------------------------
+
+
+@dataclass
+class SceneSettings:
+    """How random scenes are drawn (all ranges inclusive; metres and pixels).
+
+    Attributes:
+        camera: base camera; focus distance and f-number are redrawn per scene from the
+            ranges below when these are set (log-uniform), else kept.
+        focus_range_m: focus distance range.
+        f_number_range: f-number range.
+        depth_range_m: depths of layers, drawn uniformly in inverse depth (the CoC is
+            linear in 1/d) within this range and where |CoC| <= ``max_coc_px``.
+        max_coc_px: the largest blur radius a layer may get.
+        num_layers: (min, max) number of foreground layers; a background layer is added.
+        in_focus_prob: chance that one layer sits exactly at the focus distance.
+        photo_prob: chance that a layer's texture is a photograph (else procedural).
+        kernel: DP kernel model, "soft" or "hard".
+        kernel_options: extra arguments of :func:`dpdeblur.data.optics.dp_kernels`.
+        noise: sensor noise, or None (default: off).
+    """
+
+    camera: ThinLensCamera = field(default_factory=ThinLensCamera)
+    focus_range_m: tuple[float, float] | None = (1.2, 4.0)
+    f_number_range: tuple[float, float] | None = (2.8, 5.6)
+    depth_range_m: tuple[float, float] = (0.5, 100.0)
+    max_coc_px: float = 16.0
+    num_layers: tuple[int, int] = (3, 5)
+    in_focus_prob: float = 0.5
+    photo_prob: float = 0.5
+    kernel: str = "soft"
+    kernel_options: dict[str, float] = field(default_factory=dict)
+    noise: SensorNoise | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.camera, Mapping):
+            self.camera = ThinLensCamera(**dict(self.camera))
+        if isinstance(self.noise, Mapping):
+            self.noise = SensorNoise(**dict(self.noise))
+        for name in ("focus_range_m", "f_number_range", "depth_range_m", "num_layers"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = tuple(value)
+            lowest = 0 if name == "num_layers" else 1e-9
+            if len(value) != 2 or not lowest <= value[0] <= value[1]:
+                raise ValueError(
+                    f"{name} must be (low, high) with {lowest} <= low <= high, got {value}"
+                )
+            setattr(self, name, value)
+        if self.kernel not in KERNEL_KINDS:
+            raise ValueError(f"unknown DP kernel kind {self.kernel!r}; use one of {KERNEL_KINDS}")
+        if self.max_coc_px <= 0:
+            raise ValueError(f"max_coc_px must be positive, got {self.max_coc_px}")
+        self.kernel_options = dict(self.kernel_options or {})
+        low, high = self.focus_range_m or (self.camera.focus_distance_m,) * 2
+        if low < self.depth_range_m[0] or high > self.depth_range_m[1]:
+            raise ValueError("focus distances must lie inside depth_range_m")
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
+
+
+def sample_camera(rng: np.random.Generator, settings: SceneSettings) -> ThinLensCamera:
+    """The scene's camera: the base one with a random focus distance and f-number."""
+    changes = {}
+    if settings.focus_range_m is not None:
+        changes["focus_distance_m"] = _log_uniform(rng, settings.focus_range_m)
+    if settings.f_number_range is not None:
+        changes["f_number"] = _log_uniform(rng, settings.f_number_range)
+    return settings.camera.replace(**changes)
+
+
+def sample_depths(
+    rng: np.random.Generator, camera: ThinLensCamera, count: int, settings: SceneSettings
+) -> list[float]:
+    """``count`` depths, uniform in 1/d over the depths with |CoC| <= max_coc_px."""
+    focus = camera.focus_distance_m
+    ratio = settings.max_coc_px / camera.coc_scale_px
+    low = max(1.0 / settings.depth_range_m[1], (1.0 - ratio) / focus)
+    high = min(1.0 / settings.depth_range_m[0], (1.0 + ratio) / focus)
+    inverse = rng.uniform(low, high, size=count)
+    depths = [float(1.0 / q) for q in inverse]
+    if count and rng.random() < settings.in_focus_prob:
+        depths[int(rng.integers(0, count))] = focus
+    return depths
+
+
+def render_sample(
+    rng_or_seed: np.random.Generator | int | Sequence[int],
+    size: tuple[int, int] = (256, 256),
+    settings: SceneSettings | None = None,
+    bank: TextureBank | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Draw a random scene and render it: a dataset sample as numpy arrays.
+
+    Args:
+        rng_or_seed: a generator, or a seed (int or sequence of ints) to make one.
+        size: (H, W) of the images.
+        settings: scene distribution (default :class:`SceneSettings`); ``overrides``
+            replace some of its fields (e.g. ``kernel="hard"``).
+        bank: photographs for textures (default: the process's shared bank, loaded on
+            first use).
+
+    Returns:
+        ``left``, ``right``, ``combined``, ``target`` (HxWx3 float32 in [0, 1], sample
+        units: see the module docstring), ``depth`` (HxWx1, metres), ``coc`` (HxWx1,
+        signed pixels), ``photon`` (the unclipped :class:`DPRender` in photon units) and
+        ``meta`` (camera, layer depths, radii and names).
+    """
+    if isinstance(rng_or_seed, np.random.Generator):
+        rng = rng_or_seed
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence(rng_or_seed))
+    settings = settings or SceneSettings()
+    if overrides:
+        settings = replace(settings, **overrides)
+    bank = bank if bank is not None else default_texture_bank()
+    height, width = (int(s) for s in size)
+    camera = sample_camera(rng, settings)
+    count = 1 + int(rng.integers(settings.num_layers[0], settings.num_layers[1] + 1))
+    depths = sample_depths(rng, camera, count, settings)
+    radii = [camera.coc_radius_px(d) for d in depths]
+    sigma_frac = float(settings.kernel_options.get("sigma_frac", 0.1))
+    margin = 1 + max(kernel_half_size(r, settings.kernel, sigma_frac) for r in radii)
+    canvas = (height + 2 * margin, width + 2 * margin)
+    layers = random_layers(rng, canvas, depths, bank, settings.photo_prob)
+    render = render_layers(
+        layers,
+        camera,
+        settings.kernel,
+        margin=margin,
+        noise=settings.noise,
+        rng=rng,
+        kernel_options=settings.kernel_options,
+    )
+    sample: dict[str, Any] = render.to_sample()
+    sample["photon"] = render
+    sample["meta"] = {
+        "focus_distance_m": camera.focus_distance_m,
+        "f_number": camera.f_number,
+        "depths_m": [layer.depth for layer in layers],
+        "coc_px": [camera.coc_radius_px(layer.depth) for layer in layers],
+        "layers": [layer.name for layer in layers],
+    }
+    return sample
+
+
+# -- dataset --------------------------------------------------------------------------
+
+
+class SyntheticDPDataset(Dataset):
+    """Map-style dataset of synthetic DP samples rendered on the fly.
+
+    Sample ``i`` is a pure function of ``(seed, split, epoch, i)``: its generator is
+    ``np.random.default_rng(np.random.SeedSequence([seed, split_id(split), epoch, i]))``.
+    :meth:`set_epoch` moves a training set to new scenes (one epoch = ``length`` fresh
+    samples, an endless stream over epochs); val/test and other splits ignore it and stay
+    at epoch 0, so they are fixed for a seed. No global RNG is used and the dataset pickles
+    cheaply (each process loads the photographs once, on first use), so it works in
+    DataLoader workers.
+
+    Returned sample: ``left``, ``right``, ``combined``, ``target`` (3xHxW float32 in
+    [0, 1]; views as bright as the target, ``combined = (left + right) / 2``), ``depth``
+    (1xHxW, metres), ``coc`` (1xHxW, signed CoC radius in px of the visible surface: > 0
+    behind the focal plane), ``name`` (``synth_<split>_<i:05d>``) and ``bit_depth`` (32).
+
+    Args:
+        length: samples per epoch.
+        size: (H, W).
+        seed: base seed (>= 0).
+        split: split name ("train" streams new scenes per epoch).
+        kernel: "soft" (RDPD-style) or "hard" (half-discs).
+        camera: base :class:`ThinLensCamera` or a mapping of its fields.
+        focus_range_m, f_number_range, depth_range_m, max_coc_px, num_layers,
+            in_focus_prob, photo_prob, kernel_options: see :class:`SceneSettings`.
+        noise: :class:`SensorNoise`, a mapping ``{shot, read}``, or None (off).
+        epoch: starting epoch (train only).
+    """
+
+    def __init__(
+        self,
+        length: int = 1000,
+        size: Sequence[int] = (256, 256),
+        seed: int = 0,
+        split: str = "train",
+        kernel: str = "soft",
+        camera: ThinLensCamera | Mapping[str, float] | None = None,
+        focus_range_m: Sequence[float] | None = (1.2, 4.0),
+        f_number_range: Sequence[float] | None = (2.8, 5.6),
+        depth_range_m: Sequence[float] = (0.5, 100.0),
+        max_coc_px: float = 16.0,
+        num_layers: Sequence[int] = (3, 5),
+        in_focus_prob: float = 0.5,
+        photo_prob: float = 0.5,
+        noise: SensorNoise | Mapping[str, float] | None = None,
+        kernel_options: Mapping[str, float] | None = None,
+        epoch: int = 0,
+    ):
+        if length < 0:
+            raise ValueError(f"length must be >= 0, got {length}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.length = int(length)
+        self.size = (int(size[0]), int(size[1]))
+        self.seed = int(seed)
+        self.split = str(split)
+        self.settings = SceneSettings(
+            camera=camera if camera is not None else ThinLensCamera(),
+            focus_range_m=focus_range_m,
+            f_number_range=f_number_range,
+            depth_range_m=depth_range_m,
+            max_coc_px=float(max_coc_px),
+            num_layers=tuple(int(n) for n in num_layers),
+            in_focus_prob=float(in_focus_prob),
+            photo_prob=float(photo_prob),
+            kernel=str(kernel),
+            kernel_options=dict(kernel_options or {}),
+            noise=noise,
+        )
+        self.bank: TextureBank | None = None  # None: the process's shared bank
+        self.epoch = 0
+        self.set_epoch(epoch)
+
+    @property
+    def streams(self) -> bool:
+        """Whether :meth:`set_epoch` changes the scenes (training split only)."""
+        return self.split == "train"
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the scenes of ``epoch`` (training split; ignored by val/test)."""
+        if self.streams:
+            self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def seed_sequence(self, index: int) -> np.random.SeedSequence:
+        """The seed of sample ``index`` at the current epoch."""
+        return np.random.SeedSequence([self.seed, split_id(self.split), self.epoch, index])
+
+    def render(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` as numpy arrays (HxWxC), with ``photon`` and ``meta``."""
+        index = self._check_index(index)
+        rng = np.random.default_rng(self.seed_sequence(index))
+        bank = self.bank if self.bank is not None else default_texture_bank()
+        return render_sample(rng, self.size, self.settings, bank)
+
+    def _check_index(self, index: int) -> int:
+        index = int(index)
+        if index < 0:
+            index += self.length
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} samples")
+        return index
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = self._check_index(index)
+        arrays = self.render(index)
+        sample: dict[str, Any] = {
+            key: torch.from_numpy(np.ascontiguousarray(arrays[key].transpose(2, 0, 1)))
+            for key in (*SAMPLE_IMAGE_KEYS, "depth", "coc")
+        }
+        sample["name"] = f"synth_{self.split}_{index:05d}"
+        sample["bit_depth"] = 32
+        return sample
