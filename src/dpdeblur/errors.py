@@ -40,3 +40,7 @@ class BitDepthError(DataError):
 
 class CheckpointError(DpdeblurError):
     """A checkpoint is missing, corrupt, or belongs to another model."""
+
+
+class ConfigError(DpdeblurError):
+    """A configuration names something that does not exist (model, loss term, option)."""
