@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Before torch is imported: OpenMP threads that spin while waiting stall badly when the two
+# cores are shared (other test workers, data-loader workers); sleeping waits do not.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from collections.abc import Callable
 from pathlib import Path
 

@@ -84,3 +84,12 @@ def test_synthetic_training_stream_renders_new_scenes_each_epoch():
     loader.sampler.set_epoch(1)
     assert not torch.equal(first, next(iter(loader))["target"])
     assert next(iter(dm.val_dataloader()))["left"].shape == (1, 3, 32, 32)
+
+
+def test_train_repeats_multiplies_the_epoch(make_dpdd_tree):
+    root, _ = make_dpdd_tree(counts={"train": 3}, size=(24, 40))
+    dm = DPDataModule(
+        "dpdd", root=str(root), batch_size=1, num_workers=0, crop_size=16, train_repeats=4
+    )
+    dm.build("train")
+    assert len(dm.train_dataloader()) == 12

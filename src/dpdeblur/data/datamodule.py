@@ -42,6 +42,24 @@ class EpochStream(Dataset):
         return self.base[i]
 
 
+class Repeat(Dataset):
+    """``times`` passes over ``base`` per epoch (fresh random crops each pass).
+
+    DPANet's release pre-cut each training image into overlapping 512 patches (about 28
+    per DPDD image); repeating random crops gives an epoch the same number of steps.
+    """
+
+    def __init__(self, base: Dataset, times: int):
+        self.base = base
+        self.times = max(1, int(times))
+
+    def __len__(self) -> int:
+        return len(self.base) * self.times
+
+    def __getitem__(self, index: int) -> dict:
+        return self.base[index % len(self.base)]
+
+
 class EpochStreamSampler(Sampler[int]):
     """Yields ``epoch * n + i`` for i in 0..n-1; Lightning calls ``set_epoch`` each epoch."""
 
@@ -69,6 +87,7 @@ class DPDataModule(L.LightningDataModule):
         batch_size, num_workers, pin_memory: loader settings (val/test use batch 1: images
             of a split may differ in size).
         crop_size: training crop; ``resize=(min, max)`` adds DPANet's random resize + re-crop.
+        train_repeats: random crops per training image per epoch (DPDD).
         vflip, hflip_swap: flip probabilities (a horizontal flip swaps the DP views).
         rot90: non-physical 90-degree rotations (off by default).
         val_crop: centre-crop validation images to this size (None: whole images).
@@ -88,6 +107,7 @@ class DPDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         crop_size: int | None = 256,
         resize: Sequence[int] | None = None,
+        train_repeats: int = 1,
         vflip: float = 0.5,
         hflip_swap: float = 0.5,
         rot90: bool = False,
@@ -115,6 +135,7 @@ class DPDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.crop_size = crop_size
         self.resize = resize
+        self.train_repeats = train_repeats
         self.vflip = vflip
         self.hflip_swap = hflip_swap
         self.rot90 = rot90
@@ -203,6 +224,8 @@ class DPDataModule(L.LightningDataModule):
             return self._loader(
                 EpochStream(dataset), self.batch_size, False, EpochStreamSampler(len(dataset))
             )
+        if self.train_repeats > 1:
+            dataset = Repeat(dataset, self.train_repeats)
         return self._loader(dataset, self.batch_size, True)
 
     def val_dataloader(self) -> DataLoader:

@@ -1,0 +1,37 @@
+"""Where the Hydra configs live, and the resolvers they use.
+
+The configs ship inside the wheel as ``dpdeblur/conf`` (pyproject's force-include); in an
+editable install or a source checkout they are the repository's ``conf/``. Either way the
+console scripts find them without path tricks, and a user's own folder can be added with
+Hydra's ``--config-dir``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def config_dir() -> Path:
+    """Absolute path of the packaged configs, else the source checkout's ``conf/``."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    if (packaged / "train.yaml").is_file():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    if (checkout / "train.yaml").is_file():
+        return checkout
+    raise FileNotFoundError(
+        f"dpdeblur's Hydra configs were found neither at {packaged} nor at {checkout}; reinstall the package"
+    )
+
+
+_UID = secrets.token_hex(3)
+
+
+def register_resolvers() -> None:
+    """``${dpdeblur_uid:}``: a short random id fixed per process, so two runs started in
+    the same second never share a run directory."""
+    if not OmegaConf.has_resolver("dpdeblur_uid"):
+        OmegaConf.register_new_resolver("dpdeblur_uid", lambda: _UID)

@@ -1,0 +1,254 @@
+"""Training and evaluation end to end on tiny data (issue: training and evaluation)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from dpdeblur.config import config_dir, register_resolvers
+from dpdeblur.data.writer import write_synthetic_dpdd
+from dpdeblur.errors import CheckpointError, ConfigError, DataError
+from dpdeblur.runs import TrainingDivergedError
+
+BIN = Path(sys.executable).parent
+TINY = [
+    "model=dpanet_tiny",
+    "model.width=0.125",
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",
+    "data.batch_size=3",
+    "data.num_workers=0",
+    "data.crop_size=32",
+    "metrics.lpips=off",
+    "metrics.num_panels=1",
+]
+
+
+@pytest.fixture(scope="module")
+def synth_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "dpdd"
+    write_synthetic_dpdd(root, n=7, size=(32, 40), seed=1)  # 5 train, 1 val, 1 test
+    return root
+
+
+def make_cfg(
+    tmp_path: Path, overrides: list[str], config_name: str = "train", log_dir: Path | None = None
+):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.paths.log_dir = str(log_dir or tmp_path.parent)
+    return cfg
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_cli_trains_two_steps_and_tests_on_a_dpdd_tree(synth_tree, tmp_path):
+    env = {**os.environ, "DPDEBLUR_OUTPUTS": str(tmp_path)}
+    args = [
+        str(BIN / "dpdeblur-train"),
+        "data=dpdd",
+        f"data.root={synth_tree}",
+        "trainer=cpu",
+        "logger=csv",
+        *TINY,
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics_path,) = tmp_path.glob("train/runs/*/metrics.json")
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["status"] == "ok" and metrics["global_step"] == 2
+    assert metrics["protocol"]["protocol"] == "16bit"
+    assert metrics["test"]["images"] == 1 and math.isfinite(metrics["test"]["psnr"])
+    run = metrics_path.parent
+    rows = read_rows(run / "test_images.csv")
+    assert len(rows) == 1 and rows[0]["name"].startswith("SYNTE") and rows[0]["split"] == "test"
+    assert float(rows[0]["psnr"]) == pytest.approx(metrics["test"]["psnr"])
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert metrics["best_checkpoint"] and Path(metrics["best_checkpoint"]).is_file()
+    assert list((run / "panels").glob("val_epoch*.png"))
+    assert (run / "csv" / "metrics.csv").is_file()
+
+    # dpdeblur-eval scores the checkpoint the same way.
+    args = [
+        str(BIN / "dpdeblur-eval"),
+        f"ckpt={metrics['best_checkpoint']}",
+        "data=dpdd",
+        f"data.root={synth_tree}",
+        "metrics.lpips=off",
+        "data.num_workers=0",
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (eval_metrics,) = tmp_path.glob("eval/runs/*/metrics.json")
+    scored = json.loads(eval_metrics.read_text())
+    assert scored["test"]["psnr"] == pytest.approx(metrics["test"]["psnr"], abs=1e-6)
+
+
+def test_resume_from_last_continues_the_saved_step(synth_tree, tmp_path):
+    from dpdeblur.train import train
+
+    base = [
+        "data=dpdd",
+        f"data.root={synth_tree}",
+        "test=false",
+        *TINY,
+    ]  # 5 images, batch 3: 2 steps/epoch
+    runs = tmp_path / "train" / "runs"  # the layout of conf/hydra/default.yaml
+    first = train(make_cfg(runs / "a", base, log_dir=tmp_path))
+    assert first["global_step"] == 2
+    last = runs / "a" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 2 and saved["optimizer_states"][0]["state"]
+    resumed = train(
+        make_cfg(runs / "b", [*base, "trainer.max_epochs=2", "ckpt_path=last"], log_dir=tmp_path)
+    )
+    assert resumed["global_step"] == 4 and resumed["epochs"] == 2
+    again = torch.load(
+        runs / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    # Adam's step counter went on from 2, not from 0: the optimiser state was restored.
+    step = next(iter(again["optimizer_states"][0]["state"].values()))["step"]
+    assert int(step) == 4
+    assert again["lr_schedulers"][0]["last_epoch"] >= saved["lr_schedulers"][0]["last_epoch"]
+
+
+def test_wrong_data_root_stops_before_training(tmp_path):
+    from dpdeblur.train import train
+
+    with pytest.raises(DataError, match=r"not a DPDD dataset|does not exist"):
+        train(make_cfg(tmp_path, ["data=dpdd", f"data.root={tmp_path / 'nothing'}", *TINY]))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_broken_dataset_fails_its_check_before_training(synth_tree, tmp_path):
+    import shutil
+
+    from dpdeblur.train import train
+
+    broken = tmp_path / "broken"
+    shutil.copytree(synth_tree, broken)
+    next((broken / "train_r" / "source").iterdir()).unlink()
+    with pytest.raises(DataError, match=r"dataset check failed.*different file counts"):
+        train(make_cfg(tmp_path / "run", ["data=dpdd", f"data.root={broken}", *TINY]))
+
+
+def test_unknown_model_lists_the_known_ones(tmp_path):
+    from dpdeblur.train import train
+
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet'.*dpanet.*k3dn_tiny"):
+        train(make_cfg(tmp_path, [*TINY, "model.name=resnet"]))
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_a_good_checkpoint(tmp_path, monkeypatch):
+    from dpdeblur import losses
+    from dpdeblur.train import train
+
+    calls = {"n": 0}
+    original = losses.CompositeLoss.forward
+
+    def poisoned(self, output, batch, skip_unavailable=False):
+        total, terms = original(self, output, batch, skip_unavailable)
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            total = total * float("nan")
+        return total, terms
+
+    monkeypatch.setattr(losses.CompositeLoss, "forward", poisoned)
+    overrides = [
+        *TINY,
+        "trainer.max_epochs=2",
+        "data.synthetic.train_length=12",
+        "data.synthetic.size=[32,32]",
+    ]
+    with pytest.raises(TrainingDivergedError, match=r"non-finite loss .* at step 1") as err:
+        train(make_cfg(tmp_path, overrides))
+    assert "last.ckpt" in str(err.value)
+    saved = torch.load(
+        tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    # One good step, then the non-finite one (its optimiser step has no gradients): stopped at once.
+    assert saved["global_step"] == 2 and calls["n"] == 2
+    assert all(
+        torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point()
+    )
+
+
+def test_eval_refuses_a_checkpoint_of_another_model(tmp_path):
+    from dpdeblur.evaluate import evaluate
+    from dpdeblur.models import create_model
+
+    path = tmp_path / "other.pt"
+    torch.save(create_model("dpanet", width=0.125).state_dict(), path)
+    cfg = make_cfg(
+        tmp_path,
+        [f"ckpt={path}", "data=synthetic", "+model.name=k3dn_tiny", "metrics.lpips=off"],
+        "eval",
+    )
+    with pytest.raises(CheckpointError, match="do not fit model 'k3dn_tiny'"):
+        evaluate(cfg)
+    path.write_bytes(b"not a checkpoint")
+    cfg = make_cfg(tmp_path, [f"ckpt={path}", "data=synthetic", "metrics.lpips=off"], "eval")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        evaluate(cfg)
+
+
+def test_wandb_runs_offline_without_network(tmp_path, monkeypatch):
+    from dpdeblur.train import train
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    overrides = [
+        *TINY,
+        "logger=wandb",
+        "test=false",
+        "data.synthetic.train_length=4",
+        "data.synthetic.size=[32,32]",
+    ]
+    with pytest.warns(UserWarning, match="wandb sync"):
+        result = train(make_cfg(tmp_path, overrides))
+    assert result["status"] == "ok"
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.slow
+def test_a_failing_multirun_job_does_not_stop_the_sweep(tmp_path):
+    env = {**os.environ, "DPDEBLUR_OUTPUTS": str(tmp_path)}
+    tiny = [o for o in TINY if not o.startswith("model.width")]
+    args = [
+        str(BIN / "dpdeblur-train"),
+        "-m",
+        "model.name=no_such_model,dpanet",
+        "model.width=0.125",
+        "data.synthetic.train_length=3",
+        "data.synthetic.val_length=1",
+        "data.synthetic.size=[32,32]",
+        "test=false",
+        *tiny,
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = tmp_path.glob("train/multiruns/*")
+    failed = json.loads((sweep / "0" / "metrics.json").read_text())
+    assert failed["status"] == "failed" and "unknown model 'no_such_model'" in failed["error"]
+    done = json.loads((sweep / "1" / "metrics.json").read_text())
+    assert done["status"] == "ok" and done["model"]["name"] == "dpanet"
+    assert (sweep / "0") != (sweep / "1")
