@@ -54,9 +54,7 @@ def test_data_configs_compose_and_instantiate(name, tmp_path):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose(
             config_name=f"data/{name}",
-            overrides=[f"+data.root={tmp_path}"]
-            if name == "synthetic"
-            else [f"data.root={tmp_path}"],
+            overrides=[f"data.root={tmp_path}"],
         )
     dm = instantiate(cfg.data)
     assert isinstance(dm, DPDataModule) and dm.dataset == name

@@ -50,7 +50,9 @@ def test_synth_refuses_a_non_empty_folder(tmp_path, capsys):
 
 
 def test_demo_writes_its_picture(tmp_path, capsys):
-    assert demo_main(["--out", str(tmp_path), "--n", "4", "--size", "32", "48"]) == 0
+    assert (
+        demo_main(["--out", str(tmp_path), "--n", "4", "--size", "32", "48", "--minutes", "0"]) == 0
+    )
     picture = tmp_path / "samples.png"
     assert picture.is_file() and picture.stat().st_size > 10_000
     assert "OK" in capsys.readouterr().out

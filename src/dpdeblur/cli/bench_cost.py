@@ -37,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--size", nargs=2, type=int, default=[256, 256], metavar=("H", "W"), help="input size"
     )
-    parser.add_argument("--width", type=float, default=None, help="channel multiplier override")
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=None,
+        help="width override: DPANet's channel multiplier, K3DN's base channels",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also save as JSON")
     parser.set_defaults(func=run)
 
@@ -67,7 +72,13 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     for name in names:
         torch.manual_seed(0)
-        model = create_model(name, **overrides)
+        try:
+            model = create_model(name, **overrides)
+        except (TypeError, ValueError) as err:
+            raise DpdeblurError(
+                f"cannot build {name} with {overrides}: {err}",
+                fix="--width is DPANet's channel multiplier (e.g. 0.25) and K3DN's base width (e.g. 16)",
+            ) from None
         reports.append(count_macs(model, (height, width), name=name))
         del model
     print(format_table(reports))

@@ -94,17 +94,21 @@ def write_synthetic_dpdd(
     seed: int = 0,
     layout: str = "official",
     kernel: str = "soft",
+    **options,
 ) -> dict[str, int]:
     """Render ``n`` synthetic DP scenes and write them as a DPDD tree (16-bit PNG).
 
-    Splits are 70/15/15; each split's scenes are deterministic for ``seed``.
+    Splits are 70/15/15; each split's scenes are deterministic for ``seed``. ``options``
+    go to :class:`~dpdeblur.data.synthetic.SyntheticDPDataset` (e.g. ``max_coc_px``).
     Returns the count written per split.
     """
     from dpdeblur.data.synthetic import SyntheticDPDataset
 
     counts = {}
     for split, count in split_counts(n).items():
-        dataset = SyntheticDPDataset(length=count, size=size, seed=seed, split=split, kernel=kernel)
+        dataset = SyntheticDPDataset(
+            length=count, size=size, seed=seed, split=split, kernel=kernel, **options
+        )
         samples = (dataset[i] for i in range(count))
         counts[split] = write_split(
             root, split, samples, layout=layout, bits=16, prefix=f"SYN{split[:2].upper()}"

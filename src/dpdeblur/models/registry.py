@@ -18,6 +18,7 @@ from torch import nn
 MODEL_MODULES = (
     "dpdeblur.models.dpanet",
     "dpdeblur.models.k3dn",
+    "dpdeblur.models.dpdnet",
 )
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}

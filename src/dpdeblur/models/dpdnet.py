@@ -1,0 +1,100 @@
+"""DPDNet (Abuolaim and Brown, "Defocus Deblurring Using Dual-Pixel Data", ECCV 2020).
+
+The first DP deblurring network and the baseline of DPANet's Table I: a U-Net on the two
+views stacked as a 6-channel input. As the paper describes it:
+
+- encoder: four blocks of two 3x3 convs + ReLU (64, 128, 256, 512 channels), each followed
+  by 2x2 max pooling;
+- bottleneck: two 3x3 convs + ReLU at 1024 channels, then dropout (rate 0.4);
+- decoder: four blocks, each a 2x upsampling followed by a 2x2 conv + ReLU that halves the
+  channels ("up-convolution"), concatenation with the encoder block's output, and two
+  3x3 convs + ReLU;
+- head: a 1x1 conv to 3 channels with a sigmoid (no residual to the input).
+
+``width`` scales every channel count (1.0 = the paper's), so the same code gives CPU-sized
+variants (the demo uses 0.25). ``residual=True`` is our option, not the paper's: the head
+(zero-initialised, no sigmoid) predicts a correction added to the mean of the two views, so
+training starts at the blurry input instead of at a constant image; the demo uses it to
+learn in minutes on a CPU. Inputs of any size are reflect-padded to a multiple of 16
+and the output is cropped back. The parameter count at width 1.0 is recorded in
+``docs/dpdnet.md``; checking it against the paper's published figure belongs with the
+paper-tables work (Table I).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dpdeblur.models.padding import check_dp_inputs, crop_to, pad_to_multiple
+from dpdeblur.models.registry import register_model
+from dpdeblur.nn.blocks import UpConv
+
+BASE_CHANNELS = (64, 128, 256, 512, 1024)
+TOTAL_STRIDE = 16  # four 2x2 poolings
+
+
+def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Two 3x3 convs with ReLU (one U-Net block)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DPDNet(nn.Module):
+    """DPDNet: ``model(left, right)`` -> restored Bx3xHxW image in [0, 1].
+
+    Args:
+        width: multiplier of every channel count (1.0 = 64..1024 as in the paper).
+        dropout: dropout rate after the bottleneck (0.4 in the paper).
+        residual: output = mean of the views + head (ours; the paper: sigmoid(head)).
+    """
+
+    def __init__(self, width: float = 1.0, dropout: float = 0.4, residual: bool = False):
+        super().__init__()
+        if width <= 0:
+            raise ValueError(f"width must be positive, got {width}")
+        channels = [max(1, round(c * width)) for c in BASE_CHANNELS]
+        self.config = {"width": width, "dropout": dropout, "residual": residual}
+        self.residual = residual
+        self.encoder = nn.ModuleList()
+        previous = 6
+        for c in channels[:4]:
+            self.encoder.append(double_conv(previous, c))
+            previous = c
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = double_conv(channels[3], channels[4])
+        self.dropout = nn.Dropout(dropout)
+        self.up = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for deep, skip in zip(channels[:0:-1], channels[3::-1], strict=True):
+            self.up.append(nn.Sequential(UpConv(deep, skip), nn.ReLU(inplace=True)))
+            self.decoder.append(double_conv(2 * skip, skip))
+        self.head = nn.Conv2d(channels[0], 3, 1)
+        if residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+        check_dp_inputs(left, right)
+        x, size = pad_to_multiple(torch.cat([left, right], dim=1), TOTAL_STRIDE)
+        skips = []
+        for block in self.encoder:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.dropout(self.bottleneck(x))
+        for up, block, skip in zip(self.up, self.decoder, reversed(skips), strict=True):
+            x = block(torch.cat([skip, up(x)], dim=1))
+        if self.residual:
+            return crop_to(self.head(x), size) + 0.5 * (left + right)
+        return crop_to(torch.sigmoid(self.head(x)), size)
+
+
+@register_model
+def dpdnet(**kwargs) -> DPDNet:
+    """DPDNet as described in its paper (width 1.0: 64-1024 channels)."""
+    return DPDNet(**kwargs)
