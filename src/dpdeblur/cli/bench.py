@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from dpdeblur.cli.common import run_cli
+from dpdeblur.cli.common import run_subcommand
 
 SUBCOMMAND_MODULES = (
     "dpdeblur.cli.bench_cost",  # dpdeblur-bench cost --model NAME --size H W
@@ -32,11 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def _run() -> int:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
-
-    return run_cli(_run)
+    return run_subcommand(build_parser(), argv)
 
 
 if __name__ == "__main__":

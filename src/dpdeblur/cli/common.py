@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -23,3 +24,13 @@ def run_cli(main: Callable[[], int | None]) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+def run_subcommand(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand's ``func(args)`` under :func:`run_cli`."""
+
+    def _run() -> int:
+        args = parser.parse_args(argv)
+        return args.func(args)
+
+    return run_cli(_run)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dpdeblur.cli.common import run_cli
+from dpdeblur.cli.common import run_subcommand
 from dpdeblur.errors import DataError
 
 
@@ -84,11 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def _run() -> int:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
-
-    return run_cli(_run)
+    return run_subcommand(build_parser(), argv)
 
 
 if __name__ == "__main__":
