@@ -49,7 +49,8 @@ class DeblurSystem(L.LightningModule):
         model: the network, called as ``model(left, right)``.
         loss: ``loss(output, batch) -> (total, {term: value})`` (:class:`dpdeblur.losses.CompositeLoss`).
         optimizer: a partial, ``optimizer(params) -> Optimizer`` (Hydra ``_partial_: true``).
-        scheduler: a partial, ``scheduler(optimizer) -> LRScheduler``, stepped per epoch; or None.
+        scheduler: a partial, ``scheduler(optimizer) -> LRScheduler``; or None.
+        scheduler_interval: step the scheduler every "epoch" (default) or every "step".
         metrics: ``{protocol, lpips, num_panels}`` (``conf/metrics/default.yaml``).
         model_config: the model's config (``_target_``, name, kwargs); stored in checkpoints
             so ``dpdeblur-eval`` and ``dpdeblur-deblur`` can rebuild the model.
@@ -65,6 +66,7 @@ class DeblurSystem(L.LightningModule):
         metrics: Mapping[str, Any] | None = None,
         model_config: Mapping[str, Any] | None = None,
         output_dir: str | None = None,
+        scheduler_interval: str = "epoch",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "loss", "optimizer", "scheduler", "output_dir"])
@@ -72,6 +74,11 @@ class DeblurSystem(L.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler or None
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        self.scheduler_interval = scheduler_interval
         metrics = dict(metrics or {})
         self.num_panels = int(metrics.pop("num_panels", 3))
         self.metric_options = {
@@ -122,7 +129,7 @@ class DeblurSystem(L.LightningModule):
         scheduler = self.scheduler_factory(optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
         }
 
     # -- evaluation -------------------------------------------------------------------

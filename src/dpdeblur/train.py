@@ -122,6 +122,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics=OmegaConf.to_container(cfg.metrics, resolve=True),
         model_config=model_config,
         output_dir=str(output_dir),
+        scheduler_interval=cfg.get("scheduler_interval", "epoch"),
     )
     callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf]
     loggers = build_loggers(cfg)

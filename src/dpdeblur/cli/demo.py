@@ -4,7 +4,7 @@
    layout as 16-bit PNG, checks it with the code of ``dpdeblur-data check``, and draws a
    picture of a few samples: left, right, combined, sharp target, the views' difference,
    and the signed defocus (CoC) map given by the scene's depth and the thin-lens camera.
-2. Trains a quarter-width DPDNet on streamed synthetic scenes (``conf/experiment/demo.yaml``) for a
+2. Trains an eighth-width DPDNet on streamed synthetic scenes (``conf/experiment/demo.yaml``) for a
    few minutes, choosing the best checkpoint on the synthetic validation split.
 3. Scores that checkpoint on the held-out test split read back from the 16-bit tree, beside
    the blurry input's scores, and writes the panels and ``metrics.json``.
@@ -161,7 +161,7 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
         return 0
 
     print(
-        f"[4/4] training a quarter-width DPDNet on streamed synthetic scenes for {minutes:g} min (CPU)..."
+        f"[4/4] training an eighth-width DPDNet on streamed synthetic scenes for {minutes:g} min (CPU)..."
     )
     result = train_and_score(out, data_root, minutes, seed)
     test = result["test"]
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=(192, 256), metavar=("H", "W"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--minutes", type=float, default=5.0, help="training time budget (0: data only)"
+        "--minutes", type=float, default=7.0, help="training time budget (0: data only)"
     )
     args = parser.parse_args(argv)
     return run_cli(lambda: demo(Path(args.out), args.n, tuple(args.size), args.seed, args.minutes))

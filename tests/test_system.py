@@ -1,0 +1,75 @@
+"""DeblurSystem pieces that need no Trainer: summaries, CSV rows, optimiser wiring."""
+
+import csv
+import functools
+import math
+
+import pytest
+import torch
+
+from dpdeblur.losses import CompositeLoss
+from dpdeblur.system import DeblurSystem, gather_rows, summarise, write_rows
+
+
+def rows():
+    return [
+        {"name": "b", "scene": "indoor", "psnr": 20.0, "ssim": 0.5, "mae": 0.1, "input_psnr": 18.0},
+        {
+            "name": "a",
+            "scene": "outdoor",
+            "psnr": 30.0,
+            "ssim": 0.9,
+            "mae": 0.02,
+            "input_psnr": 25.0,
+        },
+        {
+            "name": "c",
+            "scene": "outdoor",
+            "psnr": 26.0,
+            "ssim": 0.7,
+            "mae": 0.04,
+            "input_psnr": 22.0,
+        },
+    ]
+
+
+def test_summary_has_means_overall_and_per_scene():
+    means = summarise(rows())
+    assert means["psnr"] == pytest.approx(76 / 3) and means["images"] == 3
+    assert means["psnr_indoor"] == 20.0 and means["psnr_outdoor"] == 28.0
+    assert means["input_psnr_outdoor"] == 23.5
+    assert summarise([]) == {}
+
+
+def test_rows_are_sorted_and_deduplicated_then_written(tmp_path):
+    gathered = gather_rows([*rows(), rows()[0]])
+    assert [r["name"] for r in gathered] == ["a", "b", "c"]
+    path = tmp_path / "test_images.csv"
+    write_rows(path, [{**r, "split": "test"} for r in gathered])
+    with open(path) as handle:
+        read = list(csv.DictReader(handle))
+    assert [r["name"] for r in read] == ["a", "b", "c"] and float(read[1]["psnr"]) == 20.0
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_scheduler_interval_reaches_lightning(interval):
+    system = DeblurSystem(
+        torch.nn.Conv2d(3, 3, 1),
+        loss=CompositeLoss({"l1": 1.0}),
+        optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
+        scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1),
+        scheduler_interval=interval,
+    )
+    config = system.configure_optimizers()
+    assert config["lr_scheduler"]["interval"] == interval
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        DeblurSystem(torch.nn.Identity(), scheduler_interval="batch")
+
+
+def test_only_trainable_parameters_reach_the_optimiser():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.Conv2d(3, 3, 1))
+    model[0].requires_grad_(False)
+    system = DeblurSystem(model, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+    optimizer = system.configure_optimizers()
+    assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == 12
+    assert not math.isnan(optimizer.param_groups[0]["lr"])
