@@ -7,6 +7,7 @@ import torch
 
 import dpdeblur.nn.correlation as corr_module
 from dpdeblur.nn.correlation import Correlation, correlation
+from dpdeblur.profiling import cpu_peak_bytes
 
 
 def naive_correlation(x1: torch.Tensor, x2: torch.Tensor, d: int) -> torch.Tensor:
@@ -149,25 +150,11 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(out, correlation(x1, x2), atol=1e-5, rtol=1e-5)
 
 
-def _cpu_peak_bytes(run) -> int:
-    """Most bytes held at once by tensors allocated while ``run()`` executes."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    live = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        live += event.nbytes()
-        peak = max(peak, live)
-    return peak
-
-
 def test_never_holds_the_shifted_copies_at_once():
     """Extra memory beyond the output is O(C x H x W): a padded copy and one product, not 81."""
     x1 = torch.randn(1, 32, 40, 48)
     x2 = torch.randn(1, 32, 40, 48)
     one_map = x1.numel() * x1.element_size()
     output = 81 * 40 * 48 * 4
-    extra = _cpu_peak_bytes(lambda: correlation(x1, x2)) - output
+    extra = cpu_peak_bytes(lambda: correlation(x1, x2)) - output
     assert extra < 3 * one_map  # the 81 shifted copies would be 81 * one_map

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
-from dpdeblur.config import config_dir, register_resolvers
+from dpdeblur.config import compose_config
 from dpdeblur.data.writer import write_synthetic_dpdd
 from dpdeblur.errors import CheckpointError, ConfigError, DataError
 from dpdeblur.runs import TrainingDivergedError
@@ -44,13 +42,7 @@ def synth_tree(tmp_path_factory) -> Path:
 def make_cfg(
     tmp_path: Path, overrides: list[str], config_name: str = "train", log_dir: Path | None = None
 ):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-        cfg.paths.log_dir = str(log_dir or tmp_path.parent)
-    return cfg
+    return compose_config(config_name, overrides, tmp_path, log_dir)
 
 
 def read_rows(path: Path) -> list[dict]:

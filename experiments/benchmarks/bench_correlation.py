@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dpdeblur.profiling import cpu_peak_bytes
+
 
 def stacked_correlation(x1: torch.Tensor, x2: torch.Tensor, d: int = 4) -> torch.Tensor:
     """All shifted copies at once: (2d+1)^2 x C x H x W extra memory."""
@@ -38,20 +40,6 @@ def stacked_correlation(x1: torch.Tensor, x2: torch.Tensor, d: int = 4) -> torch
         dim=1,
     )
     return (x1.unsqueeze(1) * shifted).sum(2) / channels
-
-
-def cpu_peak_bytes(run) -> int:
-    """Most bytes held at once by tensors allocated while ``run()`` executes (CPU)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    live = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        live += event.nbytes()
-        peak = max(peak, live)
-    return peak
 
 
 def measure(impl: str, channels: int, height: int, width: int, device: str, backward: bool):

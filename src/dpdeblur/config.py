@@ -35,3 +35,20 @@ def register_resolvers() -> None:
     the same second never share a run directory."""
     if not OmegaConf.has_resolver("dpdeblur_uid"):
         OmegaConf.register_new_resolver("dpdeblur_uid", lambda: _UID)
+
+
+def compose_config(
+    config_name: str, overrides: list[str], output_dir: Path, log_dir: Path | None = None
+):
+    """A config composed in-process (no Hydra app, e.g. the demo and tests) with its run
+    folder set, since ``${hydra:runtime.output_dir}`` exists only inside a Hydra app."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(log_dir or Path(output_dir).parent)
+    return cfg

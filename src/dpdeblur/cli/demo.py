@@ -24,10 +24,6 @@ import numpy as np
 
 from dpdeblur.cli.common import run_cli
 
-DEMO_MAX_COC_PX = (
-    8  # largest blur radius (px) of the demo's scenes, as in conf/experiment/demo.yaml
-)
-
 
 def sample_grid(samples: list[dict], path: Path) -> Path:
     """A picture with one row per sample: L, R, combined, sharp, |L - R|, defocus map."""
@@ -71,32 +67,16 @@ def sample_grid(samples: list[dict], path: Path) -> Path:
     return path
 
 
-def compose(config_name: str, overrides: list[str], output_dir: Path):
-    """A Hydra config composed in-process (no Hydra app), with its run folder set."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import open_dict
-
-    from dpdeblur.config import config_dir, register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir.parent)
-    return cfg
-
-
 def train_and_score(out: Path, data_root: Path, minutes: float, seed: int) -> dict:
     """Train the demo experiment, then score its best checkpoint on the written test split."""
+    from dpdeblur.config import compose_config
     from dpdeblur.evaluate import evaluate
     from dpdeblur.train import train
 
     seconds = int(minutes * 60)
     budget = f"00:00:{seconds // 60:02d}:{seconds % 60:02d}"
     trained = train(
-        compose(
+        compose_config(
             "train",
             ["experiment=demo", f"trainer.max_time={budget}", f"seed={seed}"],
             out / "train",
@@ -104,7 +84,7 @@ def train_and_score(out: Path, data_root: Path, minutes: float, seed: int) -> di
     )
     weights = trained["best_checkpoint"] or trained["last_checkpoint"]
     scored = evaluate(
-        compose(
+        compose_config(
             "eval",
             [
                 f"ckpt={weights}",
@@ -120,6 +100,7 @@ def train_and_score(out: Path, data_root: Path, minutes: float, seed: int) -> di
 
 
 def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) -> int:
+    from dpdeblur.config import compose_config
     from dpdeblur.data.check import check_dataset
     from dpdeblur.data.datasets import DPDDDataset
     from dpdeblur.data.synthetic import SyntheticDPDataset
@@ -131,8 +112,11 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
         import shutil
 
         shutil.rmtree(data_root)
-    # The same scene statistics as the demo experiment trains on (conf/experiment/demo.yaml).
-    counts = write_synthetic_dpdd(data_root, n, size, seed=seed, max_coc_px=DEMO_MAX_COC_PX)
+    # The same blur range as the demo experiment trains on (conf/experiment/demo.yaml).
+    max_coc_px = compose_config(
+        "train", ["experiment=demo"], out / "train"
+    ).data.synthetic.max_coc_px
+    counts = write_synthetic_dpdd(data_root, n, size, seed=seed, max_coc_px=max_coc_px)
     print(
         f"[1/4] wrote a synthetic DPDD tree {counts} at {data_root} ({time.perf_counter() - start:.1f}s)"
     )
@@ -144,7 +128,7 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
 
     test = DPDDDataset(data_root, "test")
     preview = SyntheticDPDataset(
-        length=4, size=size, seed=seed, split="test", max_coc_px=DEMO_MAX_COC_PX
+        length=4, size=size, seed=seed, split="test", max_coc_px=max_coc_px
     )
     rendered = [preview[i] for i in range(min(4, len(preview)))]
     # The tree's test split holds the same scenes as the preview: check the 16-bit round trip.
