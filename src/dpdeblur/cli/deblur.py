@@ -1,0 +1,5 @@
+"""Placeholder until its issue lands."""
+
+
+def main() -> int:
+    raise SystemExit("not implemented yet")
