@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -67,36 +68,114 @@ def sample_grid(samples: list[dict], path: Path) -> Path:
     return path
 
 
-def train_and_score(out: Path, data_root: Path, minutes: float, seed: int) -> dict:
-    """Train the demo experiment, then score its best checkpoint on the written test split."""
+def train_model(out: Path, minutes: float, seed: int) -> dict:
+    """Train the demo experiment for ``minutes``; returns ``train()``'s summary."""
     from dpdeblur.config import compose_config
-    from dpdeblur.evaluate import evaluate
     from dpdeblur.train import train
 
     seconds = int(minutes * 60)
     budget = f"00:00:{seconds // 60:02d}:{seconds % 60:02d}"
-    trained = train(
+    return train(
         compose_config(
             "train",
             ["experiment=demo", f"trainer.max_time={budget}", f"seed={seed}"],
             out / "train",
         )
     )
-    weights = trained["best_checkpoint"] or trained["last_checkpoint"]
-    scored = evaluate(
-        compose_config(
-            "eval",
-            [
-                f"ckpt={weights}",
-                "data=dpdd",
-                f"data.root={data_root}",
-                "data.num_workers=0",
-                "metrics.lpips=off",
-            ],
-            out / "eval",
+
+
+def protocol_scores(out: Path, weights: Path, data_root: Path) -> dict:
+    """Per-image means on the tree's test split under the evaluation protocol (dpdeblur-eval)."""
+    from dpdeblur.config import compose_config
+    from dpdeblur.evaluate import evaluate
+
+    overrides = [
+        f"ckpt={weights}",
+        "data=dpdd",
+        f"data.root={data_root}",
+        "data.num_workers=0",
+        "metrics.lpips=off",
+    ]
+    return evaluate(compose_config("eval", overrides, out / "eval"))["test"]
+
+
+def defocus_scores(
+    weights: Path, data_root: Path, scenes, panel_path: Path
+) -> tuple[dict, list[dict], list[dict]]:
+    """The blurry input's per-image means, and pooled input and model scores per |CoC| band,
+    on the test split read back from disk.
+
+    ``scenes`` re-renders the same test scenes (deterministic for the seed) to get each
+    pixel's signed CoC radius, which the written tree does not store. Also draws a panel of
+    left, right, output, target and error for every test image.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from dpdeblur.checkpoints import load_model
+    from dpdeblur.data.datasets import DPDDDataset
+    from dpdeblur.metrics import DefocusBandScores, mae, psnr, ssim
+    from dpdeblur.models.output import output_image
+    from dpdeblur.panels import panel_grid, save_panel
+
+    model, _ = load_model(weights)
+    test = DPDDDataset(data_root, "test")
+    model_bands, input_bands = DefocusBandScores(), DefocusBandScores()
+    panels = []
+    per_image = {"psnr": [], "ssim": [], "mae": []}
+    for i in tqdm(range(len(test)), desc="scoring by defocus", unit="image"):
+        sample = test[i]
+        coc = scenes[i]["coc"][None]
+        target = sample["target"][None]
+        with torch.no_grad():
+            restored = output_image(model(sample["left"][None], sample["right"][None]))
+        restored = restored.clamp(0, 1)
+        model_bands.update(restored, target, coc)
+        blurry = sample["combined"][None].clamp(0, 1)
+        input_bands.update(blurry, target, coc)
+        for name, metric in (("psnr", psnr), ("ssim", ssim), ("mae", mae)):
+            per_image[name].append(float(metric(blurry, target)[0]))
+        panels.append(
+            {
+                key: image[0].permute(1, 2, 0).numpy()
+                for key, image in (
+                    ("left", sample["left"][None]),
+                    ("right", sample["right"][None]),
+                    ("output", restored),
+                    ("target", target),
+                )
+            }
         )
+    save_panel(panel_grid(panels), panel_path)
+    input_means = {name: sum(values) / len(values) for name, values in per_image.items()}
+    return input_means, input_bands.rows(), model_bands.rows()
+
+
+def results_table(
+    protocol: dict, input_means: dict, input_rows: list[dict], model_rows: list[dict]
+) -> str:
+    """Markdown: the protocol's per-image means, then pooled scores per defocus band."""
+    header = (
+        "| pixels | share | input PSNR | model PSNR | gain (dB) "
+        "| input SSIM | model SSIM | input MAE | model MAE |"
     )
-    return {"train": trained, "test": scored["test"]}
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines.append(
+        f"| per image (protocol) | 100% | {protocol['input_psnr']:.2f} | {protocol['psnr']:.2f} "
+        f"| {protocol['psnr'] - protocol['input_psnr']:+.2f} | {input_means['ssim']:.4f} "
+        f"| {protocol['ssim']:.4f} | {input_means['mae']:.4f} | {protocol['mae']:.4f} |"
+    )
+    for before, after in zip(input_rows, model_rows, strict=True):
+        if before["fraction"] == 0:
+            lines.append(f"| {before['band']} | 0% | | | | | | | |")
+            continue
+        lines.append(
+            f"| {before['band']} | {before['fraction']:.0%} | {before['psnr']:.2f} "
+            f"| {after['psnr']:.2f} | {after['psnr'] - before['psnr']:+.2f} "
+            f"| {before['ssim']:.4f} | {after['ssim']:.4f} | {before['mae']:.4f} "
+            f"| {after['mae']:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) -> int:
@@ -113,9 +192,8 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
 
         shutil.rmtree(data_root)
     # The same blur range as the demo experiment trains on (conf/experiment/demo.yaml).
-    max_coc_px = compose_config(
-        "train", ["experiment=demo"], out / "train"
-    ).data.synthetic.max_coc_px
+    experiment = compose_config("train", ["experiment=demo"], out / "train")
+    max_coc_px = experiment.data.synthetic.max_coc_px
     counts = write_synthetic_dpdd(data_root, n, size, seed=seed, max_coc_px=max_coc_px)
     print(
         f"[1/4] wrote a synthetic DPDD tree {counts} at {data_root} ({time.perf_counter() - start:.1f}s)"
@@ -144,19 +222,49 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
         print(f"done in {time.perf_counter() - start:.1f}s (training skipped: --minutes 0)")
         return 0
 
+    model = experiment.model
     print(
-        f"[4/4] training an eighth-width DPDNet on streamed synthetic scenes for {minutes:g} min (CPU)..."
+        f"[4/4] training {model.name} (width {model.get('width', 1.0)}, {experiment.loss.terms}) "
+        f"on streamed synthetic scenes for {minutes:g} min (CPU)..."
     )
-    result = train_and_score(out, data_root, minutes, seed)
-    test = result["test"]
-    gain = test["psnr"] - test["input_psnr"]
-    print(
-        f"      {result['train']['global_step']} steps; held-out synthetic test split "
-        f"({int(test['images'])} images, 16-bit PNG): input PSNR {test['input_psnr']:.2f} dB -> "
-        f"model {test['psnr']:.2f} dB ({gain:+.2f} dB), SSIM {test['ssim']:.4f}"
+    trained = train_model(out, minutes, seed)
+    weights = Path(trained["best_checkpoint"] or trained["last_checkpoint"])
+    protocol = protocol_scores(out, weights, data_root)
+    scenes = SyntheticDPDataset(
+        length=len(test), size=size, seed=seed, split="test", max_coc_px=max_coc_px
     )
+    input_means, input_rows, model_rows = defocus_scores(
+        weights, data_root, scenes, out / "test_panels.png"
+    )
+    table = results_table(protocol, input_means, input_rows, model_rows)
+    (out / "results.md").write_text(
+        f"# dpdeblur demo: held-out synthetic test split ({int(protocol['images'])} images, "
+        f"16-bit PNG, {trained['global_step']} training steps)\n\n"
+        "Per image: the protocol's means (docs/metrics.md). Rows by blur radius (|CoC|) pool "
+        "the pixels of all test images in that band (the first is in focus).\n\n" + table
+    )
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "steps": trained["global_step"],
+                "checkpoint": str(weights),
+                "protocol": protocol,
+                "input": input_means,
+                "by_defocus": {"input": input_rows, "model": model_rows},
+            },
+            indent=2,
+        )
+    )
+    gain = protocol["psnr"] - protocol["input_psnr"]
     print(
-        f"      run: {out / 'train'} (checkpoints, panels/, metrics.json); scores: {out / 'eval'}"
+        f"      {trained['global_step']} steps; held-out synthetic test split "
+        f"({int(protocol['images'])} images, 16-bit PNG): input PSNR "
+        f"{protocol['input_psnr']:.2f} dB -> model {protocol['psnr']:.2f} dB ({gain:+.2f} dB)\n"
+    )
+    print(table)
+    print(
+        f"      table: {out / 'results.md'}; test panels: {out / 'test_panels.png'}; "
+        f"run: {out / 'train'} (checkpoints, panels/, metrics.json); scores: {out / 'eval'}"
     )
     print(f"done in {time.perf_counter() - start:.1f}s")
     return 0

@@ -6,6 +6,7 @@ MAE, LPIPS (AlexNet v0.1), per image, under a named scoring protocol.
 """
 
 from dpdeblur.metrics._checks import MetricError
+from dpdeblur.metrics.by_defocus import DEFAULT_EDGES, DefocusBandScores
 from dpdeblur.metrics.perceptual import (
     ALEXNET_FILE,
     LPIPS_MODES,
@@ -28,9 +29,11 @@ from dpdeblur.metrics.suite import MetricSuite
 
 __all__ = [
     "ALEXNET_FILE",
+    "DEFAULT_EDGES",
     "DEFAULT_PROTOCOL",
     "LPIPS_MODES",
     "PROTOCOLS",
+    "DefocusBandScores",
     "LPIPSMetric",
     "LPIPSUnavailableError",
     "LPIPSUnavailableWarning",
