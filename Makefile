@@ -12,7 +12,7 @@ TEST_WORKERS ?= 2
 # everything (a test step 20x slower). Passive waiting costs nothing measurable alone.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install demo test test-fast lint format bench bench-data clean
+.PHONY: help install demo test test-fast lint format bench bench-data reproduce-table clean
 
 help:
 	@echo "make demo        synthetic DP data + a picture of samples in outputs/demo/ (CPU)"
@@ -20,6 +20,8 @@ help:
 	@echo "make lint        ruff check + format check"
 	@echo "make bench       parameters and MACs of every registry model at 256x256"
 	@echo "make bench-data  data-loader samples/s: PNG decoding vs the uint16 .npy cache"
+	@echo "make reproduce-table TABLE=dpanet-4 DATA=/path/to/dd_dp_dataset_png"
+	@echo "                 a paper table's sweep, rendered into experiments/results/ (SCALE=smoke: CPU check)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +53,17 @@ bench: $(STAMP)
 
 bench-data: $(STAMP)
 	$(BIN)/dpdeblur-bench data --out experiments/results/bench_data.json
+
+# TABLE: dpanet-1 .. dpanet-4, k3dn-ablation; SCALE: full (DATA needed) or smoke (synthetic,
+# CPU); SEEDS=0,1,2 adds seeds; OVERRIDES="hydra/launcher=slurm trainer=ddp ..." go to every job.
+TABLE ?=
+DATA ?=
+SCALE ?= full
+SEEDS ?=
+OVERRIDES ?=
+reproduce-table: $(STAMP)
+	$(BIN)/python -m dpdeblur.reproduce --table $(TABLE) --scale $(SCALE) --out experiments/results \
+		$(if $(DATA),--data $(DATA)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(OVERRIDES),-- $(OVERRIDES))
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

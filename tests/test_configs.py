@@ -30,7 +30,7 @@ def test_config_dir_is_found():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_its_parts_instantiate(experiment, tmp_path: Path):
     cfg = compose_train([f"experiment={experiment}", f"data.root={tmp_path}"])
-    assert cfg.experiment_name == experiment
+    assert cfg.experiment_name == cfg.get("row", experiment)
     assert is_model(cfg.model.name), cfg.model.name
     loss = instantiate(cfg.loss)
     params = [torch.nn.Parameter(torch.zeros(1))]

@@ -5,6 +5,11 @@
 3. Fit (``ckpt_path=last`` resumes exactly: epoch, step, optimiser, scheduler, callbacks).
 4. Re-validate the best checkpoint (chosen on validation PSNR, never on test) and test it.
 5. Write ``metrics.json`` (val/test means, per-scene means, protocol, checkpoint, status).
+
+Under DDP every process runs this task; only global rank 0 writes ``config.yaml`` and
+``metrics.json``. A strategy that starts its processes by re-running the command line
+(Lightning's ``ddp`` on one machine) is refused inside a multirun, and ``ddp_spawn``
+everywhere (:func:`check_launcher`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dpdeblur.errors import ConfigError, DataError
 from dpdeblur.runs import (
     TrainingDivergedError,
     find_last_checkpoint,
+    is_multirun,
     resolve_init_checkpoint,
     save_config,
     write_metrics,
@@ -99,6 +105,51 @@ def initialise(model, cfg: DictConfig) -> str | None:
     return str(path) if spec else None
 
 
+def is_rank_zero() -> bool:
+    """Global rank 0, or no distributed run (Lightning reads RANK, LOCAL_RANK, SLURM_PROCID)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def check_launcher(trainer: L.Trainer, multirun: bool) -> None:
+    """Refuse the ways of starting DDP processes that this task cannot work with.
+
+    - Inside a Hydra multirun, a strategy that re-runs the command line to start its other
+      processes (Lightning's ``ddp`` on one machine without SLURM or torchrun): every new
+      process would re-run the whole sweep. On SLURM the ranks are the job's tasks: fine.
+    - ``ddp_spawn`` (and ``ddp_fork``) anywhere: validation and test would run in spawned
+      processes, and their per-image scores would never reach ``metrics.json``.
+    """
+    from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+    from lightning.pytorch.strategies.launchers.subprocess_script import (
+        _SubprocessScriptLauncher,
+    )
+
+    launcher = getattr(trainer.strategy, "launcher", None)
+    processes = getattr(trainer.strategy, "num_processes", 1)
+    if isinstance(launcher, _MultiProcessingLauncher) and processes > 1:
+        raise ConfigError(
+            f"trainer strategy with {processes} spawned processes: the validation and test "
+            "scores would stay in the spawned processes",
+            None,
+            "use trainer=ddp (strategy ddp) for one run, hydra/launcher=slurm for a sweep",
+        )
+    if (
+        multirun
+        and isinstance(launcher, _SubprocessScriptLauncher)
+        and processes > 1
+        and not launcher.cluster_environment.creates_processes_externally
+    ):
+        raise ConfigError(
+            f"trainer strategy 'ddp' with {processes} processes re-runs the command line to "
+            "start them, which inside a multirun (-m) re-runs the whole sweep",
+            None,
+            "sweep on SLURM (hydra/launcher=slurm: one job per row, one task per GPU), or run "
+            "the rows one at a time without -m (experiment=<table> row=<row>)",
+        )
+
+
 def model_size(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -106,7 +157,8 @@ def model_size(model) -> int:
 def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    save_config(cfg, output_dir)
+    if is_rank_zero():
+        save_config(cfg, output_dir)
 
     datamodule = instantiate(cfg.data)
     check_data(datamodule, ("train", "val", "test") if cfg.test else ("train", "val"))
@@ -127,6 +179,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf]
     loggers = build_loggers(cfg)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    check_launcher(trainer, is_multirun())
 
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
@@ -187,6 +240,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         )
         payload["test"] = summarise(system.rows["test"])
         log_tables(loggers, "test", system.rows["test"])
-    path = write_metrics(output_dir, payload)
-    log.info("metrics: %s", path)
+    if trainer.is_global_zero:
+        path = write_metrics(output_dir, payload)
+        log.info("metrics: %s", path)
     return payload

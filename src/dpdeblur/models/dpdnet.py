@@ -5,20 +5,23 @@ views stacked as a 6-channel input. As the paper describes it:
 
 - encoder: four blocks of two 3x3 convs + ReLU (64, 128, 256, 512 channels), each followed
   by 2x2 max pooling;
-- bottleneck: two 3x3 convs + ReLU at 1024 channels, then dropout (rate 0.4);
+- bottleneck: two 3x3 convs + ReLU at 1024 channels, then dropout (rate 0.4); the
+  authors' release also drops out the deepest encoder block's output (before pooling),
+  and so do we;
 - decoder: four blocks, each a 2x upsampling followed by a 2x2 conv + ReLU that halves the
   channels ("up-convolution"), concatenation with the encoder block's output, and two
   3x3 convs + ReLU;
-- head: a 1x1 conv to 3 channels with a sigmoid (no residual to the input).
+- head: as released, a 3x3 conv to 3 channels + ReLU, then a 1x1 conv 3 -> 3 with a
+  sigmoid (no residual to the input). 31,035,151 parameters at width 1.0, the count of
+  the authors' released Keras model (``DPDNet/model.py``, github.com/Abdullah-Abuolaim/
+  defocus-deblurring-dual-pixel; neither paper states one): ``tests/test_dpdnet_params.py``.
 
 ``width`` scales every channel count (1.0 = the paper's), so the same code gives CPU-sized
-variants (the demo uses 0.25). ``residual=True`` is our option, not the paper's: the head
-(zero-initialised, no sigmoid) predicts a correction added to the mean of the two views, so
+variants (the demo uses 0.25). ``residual=True`` is our option, not the paper's: the head (one
+zero-initialised 1x1 conv, no sigmoid) predicts a correction added to the mean of the views, so
 training starts at the blurry input instead of at a constant image; the demo uses it to
 learn in minutes on a CPU. Inputs of any size are reflect-padded to a multiple of 16
-and the output is cropped back. The parameter count at width 1.0 is recorded in
-``docs/dpdnet.md``; checking it against the paper's published figure belongs with the
-paper-tables work (Table I).
+and the output is cropped back.
 """
 
 from __future__ import annotations
@@ -73,17 +76,23 @@ class DPDNet(nn.Module):
         for deep, skip in zip(channels[:0:-1], channels[3::-1], strict=True):
             self.up.append(nn.Sequential(UpConv(deep, skip), nn.ReLU(inplace=True)))
             self.decoder.append(double_conv(2 * skip, skip))
-        self.head = nn.Conv2d(channels[0], 3, 1)
         if residual:
+            self.head: nn.Module = nn.Conv2d(channels[0], 3, 1)
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        else:
+            self.head = nn.Sequential(
+                nn.Conv2d(channels[0], 3, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(3, 3, 1)
+            )
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         check_dp_inputs(left, right)
         x, size = pad_to_multiple(torch.cat([left, right], dim=1), TOTAL_STRIDE)
         skips = []
-        for block in self.encoder:
+        for depth, block in enumerate(self.encoder):
             x = block(x)
+            if depth == len(self.encoder) - 1:
+                x = self.dropout(x)  # the release drops out the deepest encoder block too
             skips.append(x)
             x = self.pool(x)
         x = self.dropout(self.bottleneck(x))
