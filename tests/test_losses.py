@@ -19,7 +19,9 @@ from dpdeblur.losses import (
     charbonnier,
     l1,
     mse,
+    negative_psnr,
 )
+from dpdeblur.metrics import psnr
 from dpdeblur.models.output import DeblurOutput
 
 CONF = Path(__file__).parents[1] / "conf" / "loss"
@@ -48,6 +50,29 @@ def test_mse_and_l1_match_their_definitions():
     torch.testing.assert_close(mse(pred, target), ((pred - target) ** 2).mean())
     torch.testing.assert_close(l1(pred, target), (pred - target).abs().mean())
     torch.testing.assert_close(mse(pred, target), torch.nn.functional.mse_loss(pred, target))
+
+
+def test_psnr_loss_is_minus_the_mean_of_per_image_psnrs():
+    batch = _batch(3)
+    pred, target = batch["left"], batch["target"]
+    expected = -psnr(pred, target).mean().float()
+    torch.testing.assert_close(negative_psnr(pred, target), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_psnr_loss_weighs_an_error_on_a_sharp_image_more_than_mse_does():
+    """Two images, one nearly right (small error) and one far off: the PSNR loss's gradient
+    on the nearly right image is the larger one; the batch MSE's is the smaller one."""
+    target = torch.zeros(2, 3, 8, 8)
+    pred = target.clone()
+    pred[0] += 0.01
+    pred[1] += 0.2
+    grads = {}
+    for name, fn in (("psnr", negative_psnr), ("mse", mse)):
+        p = pred.clone().requires_grad_(True)
+        fn(p, target).backward()
+        grads[name] = p.grad.abs().flatten(1).mean(dim=1)
+    assert grads["psnr"][0] > grads["psnr"][1]
+    assert grads["mse"][0] < grads["mse"][1]
 
 
 def test_composite_total_is_the_weighted_sum_and_terms_are_logged_unweighted():
@@ -135,7 +160,7 @@ def test_bad_configuration_is_rejected(terms, message):
 
 
 def test_every_term_is_known():
-    assert set(TERMS) == {"charbonnier", "mse", "l1", "reblur"}
+    assert set(TERMS) == {"charbonnier", "mse", "l1", "psnr", "reblur"}
 
 
 @pytest.mark.parametrize(
@@ -144,6 +169,7 @@ def test_every_term_is_known():
         ("charbonnier", {"charbonnier": 1.0}),
         ("mse", {"mse": 1.0}),
         ("l1", {"l1": 1.0}),
+        ("psnr", {"psnr": 1.0}),
         ("k3dn", {"charbonnier": 1.0, "reblur": 0.1}),
     ],
 )

@@ -11,6 +11,11 @@ Terms (all means over every element of the batch):
 * ``charbonnier``: ``mean(sqrt((I_hat - I_S)^2 + eps^2))``, eps = 1e-3.
 * ``mse``: ``mean((I_hat - I_S)^2)``.
 * ``l1``: ``mean(|I_hat - I_S|)``.
+* ``psnr``: ``mean_i 10 log10(MSE_i + 1e-10)``, the negative of the per-image PSNR
+  averaged over the batch (HINet's "PSNR loss"): the protocol's score is the mean of
+  per-image PSNRs, which weighs an error on a nearly sharp image far more than the same
+  error on a very blurred one; MSE over the batch does the opposite. Its value is about
+  minus the batch's mean PSNR in dB.
 * ``reblur``: ``mean(|B_hat - (I_L + I_R) / 2|)``, K3DN's reblurring regularisation
   (spec k3dn.md, part c): ``B_hat`` is ``output.reblurred``, which K3DN sets in training
   mode only. A model that gives no reblurred image is an error, unless the call says
@@ -57,6 +62,15 @@ def l1(prediction: Tensor, target: Tensor) -> Tensor:
     return torch.mean(torch.abs(prediction - target))
 
 
+PSNR_LOSS_EPS = 1e-10
+
+
+def negative_psnr(prediction: Tensor, target: Tensor, eps: float = PSNR_LOSS_EPS) -> Tensor:
+    """``mean_i 10 log10(MSE_i + eps)`` over the images ``i`` of the batch (= -mean PSNR)."""
+    per_image = ((prediction - target) ** 2).flatten(1).mean(dim=1)
+    return (10.0 * torch.log10(per_image + eps)).mean()
+
+
 def _batch_tensor(batch: Mapping[str, Tensor], key: str, term: str) -> Tensor:
     if key not in batch:
         raise LossError(
@@ -93,6 +107,7 @@ TERMS: dict[str, LossTerm] = {
     "charbonnier": _image_term(charbonnier, "charbonnier"),
     "mse": _image_term(mse, "mse"),
     "l1": _image_term(l1, "l1"),
+    "psnr": _image_term(negative_psnr, "psnr"),
     "reblur": reblur_term,
 }
 
