@@ -1,0 +1,83 @@
+"""Where ``dpdeblur-deblur`` writes, and writing one result (PNG, optional panel).
+
+``-o`` names a folder (``<folder>/<name>.png`` per pair) or, for a single pair, a ``.png``
+file. Files appear atomically (:func:`dpdeblur.data.io.write_png`), and a pair whose panel
+cannot be written loses its result file too, so a failed pair leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dpdeblur.data.io import write_png
+from dpdeblur.errors import DataError
+
+PANEL_GAP = 8  # white pixels between the panel's images
+
+
+def prepare_output(out: str | Path, single_pair: bool) -> tuple[Path, Path | None]:
+    """``(folder, file)``: the output folder (created) and, for ``-o x.png``, the file."""
+    out = Path(out).expanduser()
+    file = None
+    if out.suffix.lower() == ".png":
+        if not single_pair:
+            raise DataError(
+                "-o names a .png file but the input has several pairs",
+                out,
+                "pass a folder for --input",
+            )
+        file, out = out, out.parent
+    if out.exists() and not out.is_dir():
+        raise DataError("output path exists and is not a folder", out, "pass a folder for -o")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(
+            f"cannot create the output folder ({err.strerror or type(err).__name__})",
+            out,
+            "pass a writable -o folder",
+        ) from None
+    if not os.access(out, os.W_OK):
+        raise DataError("output folder is not writable", out, "pass a writable -o folder")
+    return out, file
+
+
+def result_path(folder: Path, file: Path | None, name: str) -> Path:
+    return file if file is not None else folder / f"{name}.png"
+
+
+def panel_path(result: Path) -> Path:
+    return result.with_name(f"{result.stem}_panel.png")
+
+
+def side_by_side(images: list[np.ndarray], gap: int = PANEL_GAP) -> np.ndarray:
+    """HxWxC float images in a row with white gaps (one-channel images shown grey)."""
+    rows = [np.repeat(im, 3, axis=2) if im.shape[2] == 1 else im for im in images]
+    spacer = np.ones((rows[0].shape[0], gap, 3), np.float32)
+    parts = []
+    for image in rows:
+        parts += [np.clip(image, 0.0, 1.0).astype(np.float32), spacer]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def write_result(
+    path: Path,
+    image: np.ndarray,
+    bits: int,
+    panel: list[np.ndarray] | None = None,
+) -> list[Path]:
+    """Write ``image`` (HxWx1 or HxWx3 float) at ``bits`` and, if given, the panel (8-bit).
+
+    If the panel fails, the result written just before is removed and the error raised.
+    """
+    written = [write_png(path, image, bits=bits)]
+    if panel is not None:
+        try:
+            written.append(write_png(panel_path(path), side_by_side(panel), bits=8))
+        except DataError:
+            path.unlink(missing_ok=True)
+            raise
+    return written

@@ -1,0 +1,90 @@
+"""Where ``dpdeblur-deblur`` finds its DP pairs, and reading one pair.
+
+- ``--left L --right R``: one pair, named after ``L`` without its ``_L``;
+- ``--input DIR``: a DPDD tree (official or Restormer layout, one split; detected by its
+  combined-view folder), else a PIXEL-style folder (``{split}_l/source`` +
+  ``{split}_r/source``, ``inputL``/``inputR``, or a flat folder of ``*_L``/``*_R`` pairs).
+  Layout detection and pairing are :mod:`dpdeblur.data.layout`'s.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dpdeblur.data.io import read_raw, to_float
+from dpdeblur.data.layout import (
+    LAYOUTS,
+    DPRecord,
+    index_dpdd_split,
+    index_pixel,
+    resolve_dpdd_root,
+)
+from dpdeblur.errors import DataError
+
+
+def pair_record(left: str | Path, right: str | Path) -> DPRecord:
+    """The record of one pair given on the command line (files are checked when read)."""
+    left, right = Path(left).expanduser(), Path(right).expanduser()
+    name = left.stem[:-2] if left.stem.endswith(("_L", "_l")) else left.stem
+    return DPRecord(name=name, left=left, right=right)
+
+
+def _dpdd_layout(root: Path, split: str) -> tuple[Path, str] | None:
+    """The DPDD root and layout if ``root`` holds a DPDD tree with this split's combined views."""
+    try:
+        base, layout = resolve_dpdd_root(root)
+    except DataError:
+        return None
+    combined = LAYOUTS[layout](base, split)["combined"]
+    return (base, layout) if combined.is_dir() else None
+
+
+def folder_records(root: str | Path, split: str = "test") -> tuple[list[DPRecord], str]:
+    """The pairs of a DPDD or PIXEL-style folder and a name for the layout found."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError("input folder does not exist", root, "pass --input DIR of DP pairs")
+    dpdd = _dpdd_layout(root, split)
+    if dpdd is not None:
+        base, layout = dpdd
+        return index_dpdd_split(base, split, layout), f"DPDD {layout}, split {split}"
+    records, layout = index_pixel(root, split)
+    return records, f"PIXEL-style {layout}" + ("" if layout == "pairs" else f", split {split}")
+
+
+@dataclass(frozen=True)
+class LoadedPair:
+    """A pair read from disk: HxWx3 float32 views in [0, 1] and what the files were."""
+
+    left: np.ndarray
+    right: np.ndarray
+    bit_depth: int
+    channels: int  # 1 when both files are single-channel (PIXEL's green channel)
+    target: np.ndarray | None = None
+
+
+def read_pair(record: DPRecord, with_target: bool = False) -> LoadedPair:
+    """Read a record's views (and target if asked and present); sizes must match."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # single-channel files: handled, not warned about
+        left, right = read_raw(record.left), read_raw(record.right)
+        target = read_raw(record.target) if with_target and record.target is not None else None
+    if left.pixels.shape[:2] != right.pixels.shape[:2]:
+        (lh, lw), (rh, rw) = left.pixels.shape[:2], right.pixels.shape[:2]
+        raise DataError(
+            f"right view is {rw}x{rh} but the left view {record.left.name} is {lw}x{lh} (WxH)",
+            record.right,
+            "both views of a pair must have the same size",
+        )
+    channels = 1 if left.source_channels == 1 and right.source_channels == 1 else 3
+    return LoadedPair(
+        left=to_float(left.pixels),
+        right=to_float(right.pixels),
+        bit_depth=min(left.bit_depth, right.bit_depth),
+        channels=channels,
+        target=None if target is None else to_float(target.pixels),
+    )

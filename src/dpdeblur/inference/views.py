@@ -1,0 +1,56 @@
+"""How a DP pair is shown to a model and how its result is given back (PIXEL conventions).
+
+- Orientation: DP disparity runs along the sensor's rows. A portrait capture (height >
+  width), as PIXEL's, is rotated 90 degrees counter-clockwise to landscape before the
+  model, as :class:`~dpdeblur.data.datasets.PixelDataset` does, and the result is rotated
+  back so that it lies on the input.
+- Channels: a single-channel view (PIXEL's green channel) goes to the model as three equal
+  channels, and the result is given back as one channel, the mean of the three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ViewFormat:
+    """What was done to a pair on its way in, to undo on the way out."""
+
+    rotated: bool
+    channels: int
+
+    def restore(self, image: np.ndarray) -> np.ndarray:
+        """The model's HxWx3 result in the input's orientation and channel count."""
+        if self.rotated:
+            image = np.rot90(image, -1)
+        if self.channels == 1:
+            image = image.mean(axis=2, keepdims=True)
+        return np.ascontiguousarray(image)
+
+
+def as_three_channels(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """HxW, HxWx1 or HxWx3 -> HxWx3 and the original channel count (1 or 3)."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"expected an HxW, HxWx1 or HxWx3 image, got shape {image.shape}")
+    channels = image.shape[2]
+    if channels == 1:
+        image = np.repeat(image, 3, axis=2)
+    return image, channels
+
+
+def to_model_views(
+    left: np.ndarray, right: np.ndarray, rotate_portrait: bool = True, channels: int = 3
+) -> tuple[np.ndarray, np.ndarray, ViewFormat]:
+    """HxWx3 views turned landscape if they are portrait (and ``rotate_portrait``).
+
+    ``channels`` is the input's channel count, recorded for :meth:`ViewFormat.restore`.
+    """
+    rotate = rotate_portrait and left.shape[0] > left.shape[1]
+    if rotate:
+        left, right = np.rot90(left, 1), np.rot90(right, 1)
+    return left, right, ViewFormat(rotated=rotate, channels=channels)
