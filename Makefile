@@ -18,7 +18,7 @@ help:
 	@echo "make demo        synthetic DP data + a picture of samples in outputs/demo/ (CPU)"
 	@echo "make test        the whole test suite (CPU, hermetic)"
 	@echo "make lint        ruff check + format check"
-	@echo "make bench       parameters and MACs of every registry model at 256x256"
+	@echo "make bench       params, MACs, timings, full-res memory, data path, figures -> experiments/results/ (10-18 min, 2 CPU cores)"
 	@echo "make bench-data  data-loader samples/s: PNG decoding vs the uint16 .npy cache"
 	@echo "make reproduce-table TABLE=dpanet-4 DATA=/path/to/dd_dp_dataset_png"
 	@echo "                 a paper table's sweep, rendered into experiments/results/ (SCALE=smoke: CPU check)"
@@ -49,7 +49,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests
 
 bench: $(STAMP)
-	$(BIN)/dpdeblur-bench cost --model all --size 256 256 --json experiments/results/cost_256.json
+	$(BIN)/dpdeblur-bench all --out experiments/results
+	$(BIN)/dpdeblur-bench figures --out experiments/results
 
 bench-data: $(STAMP)
 	$(BIN)/dpdeblur-bench data --out experiments/results/bench_data.json

@@ -14,6 +14,9 @@ from dpdeblur.cli.common import run_subcommand
 SUBCOMMAND_MODULES = (
     "dpdeblur.cli.bench_cost",  # dpdeblur-bench cost --model NAME --size H W
     "dpdeblur.cli.bench_data",  # dpdeblur-bench data: loader samples/s, PNG vs cache
+    "dpdeblur.cli.bench_all",  # dpdeblur-bench all: everything above + timings (make bench)
+    "dpdeblur.cli.bench_figures",  # dpdeblur-bench figures: PSNR vs size, per-image gains
+    "dpdeblur.cli.bench_profile",  # dpdeblur-bench profile: where a step's time goes
 )
 
 

@@ -3,8 +3,10 @@
 Writes a DPDD-sized tree (1120x1680 16-bit PNG, photographic content with sensor-like
 noise in the low bits, so PNG compression behaves as on real DPDD files) unless
 ``--root`` names a real one, then times 512x512 training crops (crop + flips + to tensor)
-read (a) by decoding the PNGs and (b) from the uint16 memory-map cache, in one process
-and through a DataLoader with workers. Results go to stdout and, with ``--out``, JSON.
+of the views a training step reads (left, right, target; the combined view is skipped as
+in training) (a) by decoding the PNGs and (b) from the uint16 memory-map cache, in one
+process and through a DataLoader with workers. Results go to stdout and, with ``--out``,
+JSON; ``dpdeblur-bench all`` runs the same measurement (:func:`measure_data_path`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -66,43 +67,72 @@ def time_loader(dataset: DPDDDataset, samples: int, workers: int, batch_size: in
     return seen / (time.perf_counter() - start)
 
 
-def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+def measure_data_path(
+    root: Path | None,
+    images: int = 6,
+    size: tuple[int, int] = (1120, 1680),
+    crop: int = 512,
+    samples: int = 48,
+    workers: int = 2,
+) -> dict:
+    """Samples/s of training crops from PNGs and from the cache (see the module docstring).
+
+    Samples read the files a training step reads (``TRAIN_ROLES``: left, right, target).
+    """
+    from dpdeblur.benchmarks.machine import describe_machine, load_average
+    from dpdeblur.data.datamodule import TRAIN_ROLES
+
+    load_start = load_average()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        if args.root:
-            root = Path(args.root)
-        else:
+        generated = root is None
+        if root is None:
             root = scratch / "dpdd"
-            print(
-                f"writing {args.images} DPDD-sized samples ({args.size[1]}x{args.size[0]}, 16-bit PNG)..."
-            )
-            make_tree(root, args.images, tuple(args.size))
-        transform = train_transforms(crop_size=args.crop)
-        png = DPDDDataset(root, "train", transform)
+            print(f"writing {images} DPDD-sized samples ({size[1]}x{size[0]}, 16-bit PNG)...")
+            make_tree(root, images, tuple(size))
+        transform = train_transforms(crop_size=crop)
+        png = DPDDDataset(root, "train", transform, roles=TRAIN_ROLES)
         cache_dir = scratch / "cache"
-        cached = DPDDDataset(root, "train", transform, cache_dir=cache_dir)
+        cached = DPDDDataset(root, "train", transform, cache_dir=cache_dir, roles=TRAIN_ROLES)
         start = time.perf_counter()
         for i in range(len(cached)):
             cached.load_arrays(i)
         build_s = time.perf_counter() - start
 
         results = {
-            "what": f"{args.crop}x{args.crop} training crops (crop + flips + to tensor) from DPDD-sized 16-bit PNGs",
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+            "what": f"{crop}x{crop} training crops (crop + flips + to tensor; views read: "
+            f"{', '.join(TRAIN_ROLES)}) from DPDD-sized 16-bit PNGs",
+            "machine": describe_machine("cpu"),
             "images": len(png),
-            "samples": args.samples,
-            "png_samples_per_s": time_dataset(png, args.samples),
-            "cache_samples_per_s": time_dataset(cached, args.samples),
+            "root": "generated (photograph + sensor-like noise)" if generated else str(root),
+            "image_size": list(size) if generated else None,
+            "crop": crop,
+            "samples": samples,
+            "png_samples_per_s": time_dataset(png, samples),
+            "cache_samples_per_s": time_dataset(cached, samples),
             "cache_build_s": build_s,
-            "png_loader_samples_per_s": time_loader(png, args.samples, args.workers),
-            "cache_loader_samples_per_s": time_loader(cached, args.samples, args.workers),
-            "loader_workers": args.workers,
+            "png_loader_samples_per_s": time_loader(png, samples, workers),
+            "cache_loader_samples_per_s": time_loader(cached, samples, workers),
+            "loader_workers": workers,
         }
-        results["cache_speedup"] = results["cache_samples_per_s"] / results["png_samples_per_s"]
-        results["cache_loader_speedup"] = (
-            results["cache_loader_samples_per_s"] / results["png_loader_samples_per_s"]
-        )
+    results["cache_speedup"] = results["cache_samples_per_s"] / results["png_samples_per_s"]
+    results["cache_loader_speedup"] = (
+        results["cache_loader_samples_per_s"] / results["png_loader_samples_per_s"]
+    )
+    results["load_average"] = {"start": load_start, "end": load_average()}
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    results = measure_data_path(
+        Path(args.root) if args.root else None,
+        args.images,
+        tuple(args.size),
+        args.crop,
+        args.samples,
+        args.workers,
+    )
     for key, value in results.items():
         print(f"{key:28s} {value:.2f}" if isinstance(value, float) else f"{key:28s} {value}")
     if args.out:

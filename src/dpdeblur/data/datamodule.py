@@ -21,6 +21,9 @@ from dpdeblur.data.transforms import CenterCrop, Compose, train_transforms
 from dpdeblur.errors import DataError
 
 DATASETS = ("dpdd", "pixel", "synthetic")
+# The files a DPDD training sample reads: the model's inputs and the loss's target. The
+# combined view serves only the input PSNR of val/test rows, so training skips decoding it.
+TRAIN_ROLES = ("left", "right", "target")
 
 
 class EpochStream(Dataset):
@@ -163,14 +166,21 @@ class DPDataModule(L.LightningDataModule):
 
     def _dpdd(self, split: str) -> Dataset:
         transform = None
+        roles = None
         if split == "train":
             transform = train_transforms(
                 self.crop_size, self.vflip, self.hflip_swap, self.resize, self.rot90
             )
+            roles = TRAIN_ROLES
         elif split == "val" and self.val_crop:
             transform = Compose([CenterCrop(self.val_crop)])
         return DPDDDataset(
-            self.root, split, transform, allow_8bit=self.allow_8bit, cache_dir=self.cache_dir
+            self.root,
+            split,
+            transform,
+            allow_8bit=self.allow_8bit,
+            cache_dir=self.cache_dir,
+            roles=roles,
         )
 
     def build(self, split: str) -> Dataset:

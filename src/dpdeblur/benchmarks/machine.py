@@ -1,0 +1,82 @@
+"""Where a benchmark figure came from: the machine, the library versions and the load."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import numpy as np
+import torch
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (Unix); other jobs on shared cores slow a run."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return []
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    """Physical memory in GiB (Linux ``/proc/meminfo``)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def describe_machine(device: torch.device | str = "cpu") -> dict:
+    """CPU, cores, torch threads, memory, library versions and the accelerator if used."""
+    import torchvision
+
+    device = torch.device(device)
+    info = {
+        "cpu": cpu_name(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gib": memory_gib(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info["gpu"] = props.name
+        info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    return info
+
+
+def machine_line(machine: dict) -> str:
+    """One line for a report: CPU, cores/threads, accelerator, torch."""
+    parts = [
+        f"{machine['cpu']}, {machine['cpu_cores']} cores ({machine['torch_threads']} torch threads)"
+    ]
+    if machine.get("gpu"):
+        parts.append(f"{machine['gpu']} ({machine.get('gpu_memory_gib')} GiB)")
+    if machine.get("memory_gib"):
+        parts.append(f"{machine['memory_gib']} GiB RAM")
+    parts.append(f"torch {machine['torch']}, torchvision {machine['torchvision']}")
+    return "; ".join(parts)
