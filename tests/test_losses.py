@@ -56,7 +56,11 @@ def test_psnr_loss_is_minus_the_mean_of_per_image_psnrs():
     batch = _batch(3)
     pred, target = batch["left"], batch["target"]
     expected = -psnr(pred, target).mean().float()
-    torch.testing.assert_close(negative_psnr(pred, target), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(
+        negative_psnr(pred, target, eps=1e-12), expected, rtol=1e-5, atol=1e-4
+    )
+    # The default eps caps a perfect image's term at 40 dB instead of infinity.
+    torch.testing.assert_close(negative_psnr(target, target), torch.tensor(-40.0))
 
 
 def test_psnr_loss_weighs_an_error_on_a_sharp_image_more_than_mse_does():

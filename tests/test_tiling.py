@@ -140,17 +140,9 @@ def test_dpdnet_paper_head_margin_bounds_its_reach():
     span = unet_span(model)
     assert tiling_spec(model).margin == span.radius == 123
     reach_lo, reach_hi = input_reach(model)
+    # Within the span; not necessarily tight: the sigmoid can flatten the far changes
+    # below float32 resolution, and whether it does depends on the conv algorithm chosen.
     assert -span.hi <= reach_lo and reach_hi <= -span.lo
-    assert reach_lo == -span.hi  # tight on the far side
-
-
-def test_unshuffled_dpdnet_margin_scales_with_the_factor():
-    model = create_model("dpdnet", width=0.125)
-    plain = tiling_spec(model)
-    model.unshuffle = 2  # as if the U-Net ran on a 2x space-to-depth of the input
-    spec = tiling_spec(model)
-    assert spec.multiple == 2 * plain.multiple
-    assert 2 * plain.margin - 2 <= spec.margin <= 2 * plain.margin + 2
 
 
 def test_global_context_models_have_no_margin():

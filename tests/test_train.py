@@ -121,6 +121,45 @@ def test_resume_from_last_continues_the_saved_step(synth_tree, tmp_path):
     assert again["lr_schedulers"][0]["last_epoch"] >= saved["lr_schedulers"][0]["last_epoch"]
 
 
+def test_weight_averaging_validates_saves_and_tests_the_averaged_weights(synth_tree, tmp_path):
+    from dpdeblur.checkpoints import load_model
+    from dpdeblur.train import train
+
+    ema = [
+        "+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging",
+        "+callbacks.ema.decay=0.5",
+        "+callbacks.ema.update_starting_at_step=0",
+    ]
+    overrides = ["data=dpdd", f"data.root={synth_tree}", *TINY, *ema]
+    result = train(make_cfg(tmp_path / "train" / "runs" / "ema", overrides, log_dir=tmp_path))
+    assert result["status"] == "ok" and result["test"]["images"] == 1
+    saved = torch.load(result["last_checkpoint"], map_location="cpu", weights_only=False)
+    averaged = {k: v for k, v in saved["state_dict"].items() if k.startswith("model.")}
+    raw = saved["current_model_state"]
+    # The checkpoint's weights are the average, not the last step's (which it keeps aside).
+    assert any(not torch.equal(v, raw[k]) for k, v in averaged.items() if v.is_floating_point())
+    model, _ = load_model(result["last_checkpoint"])
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, averaged["model." + name])
+    # The run's test scores are those of the weights dpdeblur-eval loads (the average).
+    from dpdeblur.evaluate import evaluate
+
+    scored = evaluate(
+        make_cfg(
+            tmp_path / "eval",
+            [
+                f"ckpt={result['best_checkpoint']}",
+                "data=dpdd",
+                f"data.root={synth_tree}",
+                "data.num_workers=0",
+                "metrics.lpips=off",
+            ],
+            "eval",
+        )
+    )
+    assert scored["test"]["psnr"] == pytest.approx(result["test"]["psnr"], abs=1e-9)
+
+
 def test_wrong_data_root_stops_before_training(tmp_path):
     from dpdeblur.train import train
 

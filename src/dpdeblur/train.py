@@ -20,6 +20,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
 from dpdeblur.checkpoints import load_model, model_from_config
@@ -230,6 +231,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "global_step": trainer.global_step,
     }
     weights = best or (ckpt_path if not cfg.train else None)
+    # With weight averaging, a checkpoint's state_dict holds the averaged weights (what
+    # dpdeblur-eval loads); the callback would reload the raw ones for the test, so score
+    # without it.
+    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
     trainer.validate(
         system, datamodule=datamodule, ckpt_path=weights, weights_only=False, verbose=False
     )

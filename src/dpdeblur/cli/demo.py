@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", default="outputs/demo", help="output folder (default outputs/demo)"
     )
     parser.add_argument(
-        "--n", type=int, default=20, help="synthetic scenes to write (split 70/15/15)"
+        "--n", type=int, default=100, help="synthetic scenes to write (split 70/15/15)"
     )
     parser.add_argument("--size", type=int, nargs=2, default=(192, 256), metavar=("H", "W"))
     parser.add_argument("--seed", type=int, default=0)

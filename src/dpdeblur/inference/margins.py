@@ -170,11 +170,8 @@ def unet_span(model: nn.Module) -> Span:
 
 
 def _dpdnet_spec(model: nn.Module) -> TilingSpec:
-    factor = int(getattr(model, "unshuffle", 1))
     span = unet_span(model)
-    if factor > 1:  # pixel shuffle at the output, space-to-depth at the input
-        span = Span().then(upsample(factor)).through(span).then(conv(factor, factor, 0))
-    stride = 2 ** len(model.encoder) * factor
+    stride = 2 ** len(model.encoder)
     return TilingSpec(
         multiple=stride,
         margin=span.radius,
