@@ -80,3 +80,4 @@ def test_demo_trains_and_prints_its_table_by_defocus_strength(tmp_path, capsys):
     table = (out / "results.md").read_text()
     assert table.count("\n| ") >= 6  # protocol row, four bands, all pixels
     assert (out / "test_panels.png").is_file() and (out / "samples.png").is_file()
+    assert (out / "per_image_gain.png").stat().st_size > 5_000

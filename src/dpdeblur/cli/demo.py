@@ -151,6 +151,19 @@ def defocus_scores(
     return input_means, input_bands.rows(), model_bands.rows()
 
 
+def gain_figure(eval_dir: Path, out: Path) -> Path | None:
+    """Bars of each test image's PSNR gain over its blurry input, sorted (docs/benchmarks.md)."""
+    from dpdeblur.figures.plots import per_image_gain, save
+    from dpdeblur.figures.runs import read_image_rows, scored_runs
+
+    runs, _ = scored_runs([eval_dir])
+    if not runs:
+        return None
+    run = runs[0]
+    run.label = "demo, held-out synthetic test split"
+    return save(per_image_gain(run, read_image_rows(run.images_csv())), out, "per_image_gain")[0]
+
+
 def results_table(
     protocol: dict, input_means: dict, input_rows: list[dict], model_rows: list[dict]
 ) -> str:
@@ -237,6 +250,7 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
         weights, data_root, scenes, out / "test_panels.png"
     )
     table = results_table(protocol, input_means, input_rows, model_rows)
+    gain_path = gain_figure(out / "eval", out)
     (out / "results.md").write_text(
         f"# dpdeblur demo: held-out synthetic test split ({int(protocol['images'])} images, "
         f"16-bit PNG, {trained['global_step']} training steps)\n\n"
@@ -262,10 +276,14 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
         f"{protocol['input_psnr']:.2f} dB -> model {protocol['psnr']:.2f} dB ({gain:+.2f} dB)\n"
     )
     print(table)
-    print(
-        f"      table: {out / 'results.md'}; test panels: {out / 'test_panels.png'}; "
-        f"run: {out / 'train'} (checkpoints, panels/, metrics.json); scores: {out / 'eval'}"
-    )
+    written = [f"table: {out / 'results.md'}", f"test panels: {out / 'test_panels.png'}"]
+    if gain_path:
+        written.append(f"per-image gains: {gain_path}")
+    written += [
+        f"run: {out / 'train'} (checkpoints, panels/, metrics.json)",
+        f"scores: {out / 'eval'}",
+    ]
+    print("      " + "; ".join(written))
     print(f"done in {time.perf_counter() - start:.1f}s")
     return 0
 
