@@ -5,8 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from torch import Tensor
 
 from dpdeblur.data.io import write_png
+
+
+def panel_sample(left: Tensor, right: Tensor, output: Tensor, target: Tensor) -> dict:
+    """The first image of each Bx3xHxW tensor as HxWx3 float arrays, keyed for
+    :func:`panel_row`."""
+    images = {"left": left, "right": right, "output": output, "target": target}
+    return {
+        key: tensor[0].detach().float().cpu().permute(1, 2, 0).numpy()
+        for key, tensor in images.items()
+    }
 
 
 def panel_row(sample: dict[str, np.ndarray]) -> np.ndarray:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from dpdeblur.metrics import MetricSuite, psnr
 from dpdeblur.models.output import output_image
+from dpdeblur.panels import panel_sample
 
 ROW_FIELDS = (
     "name",
@@ -154,15 +155,7 @@ class DeblurSystem(L.LightningModule):
             self.rows[split].append(row)
         if split == "val" and batch_idx < self.num_panels:
             self.panels.append(
-                {
-                    key: tensor[0].detach().float().cpu().permute(1, 2, 0).numpy()
-                    for key, tensor in (
-                        ("left", batch["left"]),
-                        ("right", batch["right"]),
-                        ("output", prediction),
-                        ("target", batch["target"]),
-                    )
-                }
+                panel_sample(batch["left"], batch["right"], prediction, batch["target"])
             )
 
     def on_validation_epoch_start(self) -> None:

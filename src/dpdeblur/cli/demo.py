@@ -116,7 +116,7 @@ def defocus_scores(
     from dpdeblur.data.datasets import DPDDDataset
     from dpdeblur.metrics import DefocusBandScores, mae, psnr, ssim
     from dpdeblur.models.output import output_image
-    from dpdeblur.panels import panel_grid, save_panel
+    from dpdeblur.panels import panel_grid, panel_sample, save_panel
 
     model, _ = load_model(weights)
     test = DPDDDataset(data_root, "test")
@@ -135,17 +135,7 @@ def defocus_scores(
         input_bands.update(blurry, target, coc)
         for name, metric in (("psnr", psnr), ("ssim", ssim), ("mae", mae)):
             per_image[name].append(float(metric(blurry, target)[0]))
-        panels.append(
-            {
-                key: image[0].permute(1, 2, 0).numpy()
-                for key, image in (
-                    ("left", sample["left"][None]),
-                    ("right", sample["right"][None]),
-                    ("output", restored),
-                    ("target", target),
-                )
-            }
-        )
+        panels.append(panel_sample(sample["left"][None], sample["right"][None], restored, target))
     save_panel(panel_grid(panels), panel_path)
     input_means = {name: sum(values) / len(values) for name, values in per_image.items()}
     return input_means, input_bands.rows(), model_bands.rows()
