@@ -208,11 +208,13 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
         return 1
 
     test = DPDDDataset(data_root, "test")
-    preview = SyntheticDPDataset(
-        length=4, size=size, seed=seed, split="test", max_coc_px=max_coc_px
+    # The tree's test split again (scenes depend on seed, split and index only), for the
+    # picture and, after training, each pixel's CoC radius; each scene is rendered once.
+    test_scenes = SyntheticDPDataset(
+        length=max(4, len(test)), size=size, seed=seed, split="test", max_coc_px=max_coc_px
     )
-    rendered = [preview[i] for i in range(min(4, len(preview)))]
-    # The tree's test split holds the same scenes as the preview: check the 16-bit round trip.
+    rendered = [test_scenes[i] for i in range(4)]
+    # Check the 16-bit round trip of the written tree against the rendered scenes.
     worst = max(
         float((test[i]["target"] - rendered[i]["target"]).abs().max())
         for i in range(min(len(test), 2))
@@ -233,9 +235,7 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
     trained = train_model(out, minutes, seed)
     weights = Path(trained["best_checkpoint"] or trained["last_checkpoint"])
     protocol = protocol_scores(out, weights, data_root)
-    scenes = SyntheticDPDataset(
-        length=len(test), size=size, seed=seed, split="test", max_coc_px=max_coc_px
-    )
+    scenes = rendered + [test_scenes[i] for i in range(len(rendered), len(test))]
     input_means, input_rows, model_rows = defocus_scores(
         weights, data_root, scenes, out / "test_panels.png"
     )
