@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -23,6 +24,7 @@ from dpdeblur.data.synthetic import (
     SensorNoise,
     SyntheticDPDataset,
     convolve_psf,
+    fft_size,
     render_layers,
     render_sample,
     sample_camera,
@@ -91,6 +93,20 @@ def test_convolve_psf_draws_the_psf_around_a_point():
     out = convolve_psf(image, psf)
     assert out[10, 11] == pytest.approx(0.7) and out[9, 10] == pytest.approx(0.3)
     assert out.sum() == pytest.approx(1.0)
+
+
+def test_fft_size_is_the_next_5_smooth_number():
+    assert [fft_size(n) for n in (1, 7, 11, 97, 128, 146)] == [1, 8, 12, 100, 128, 150]
+
+
+def test_convolve_psfs_on_an_awkward_size_is_a_linear_convolution_with_mirrored_borders():
+    """146 = 2 x 73: the FFT runs on a 150-pixel grid; the result must not change."""
+    rng = np.random.default_rng(0)
+    image = rng.random((146, 142, 3), dtype=np.float32)
+    psf = rng.random((9, 9)).astype(np.float32)
+    psf /= psf.sum()
+    expected = cv2.filter2D(image, -1, psf[::-1, ::-1], borderType=cv2.BORDER_REFLECT_101)
+    assert np.allclose(convolve_psf(image, psf), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["hard", "soft"])

@@ -158,11 +158,41 @@ class DPDataModule(L.LightningDataModule):
             s: options.pop(f"{s}_length", default)
             for s, default in (("train", 1000), ("val", 8), ("test", 8))
         }
+        pool = options.pop("pool", None)
         if "size" not in options and self.crop_size:
             options["size"] = (self.crop_size, self.crop_size)
         if "size" in options:
             options["size"] = tuple(options["size"])
+        if split == "train" and pool:
+            return self._scene_pool(pool, lengths["train"], options)
         return SyntheticDPDataset(length=lengths[split], split=split, **options)
+
+    def _scene_pool(self, pool: dict[str, Any], length: int, options: dict[str, Any]) -> Dataset:
+        """``synthetic.pool = {scenes: N, size: [H, W]}``: N training scenes rendered once
+        (with ``num_workers`` processes) and cut into fresh crops every epoch."""
+        from dpdeblur.data.pool import ScenePool, render_pool
+        from dpdeblur.data.synthetic import SyntheticDPDataset
+
+        unknown = sorted(set(pool) - {"scenes", "size"})
+        if unknown or "scenes" not in pool:
+            raise DataError(
+                f"data.synthetic.pool has keys {sorted(pool)}",
+                None,
+                "give it `scenes` (how many to render) and optionally `size` ([H, W])",
+            )
+        options = dict(options)
+        if pool.get("size"):
+            options["size"] = tuple(pool["size"])
+        crop = self.crop_size or min(options.get("size", (256, 256)))
+        scenes = SyntheticDPDataset(length=int(pool["scenes"]), split="train", **options)
+        return ScenePool(
+            render_pool(scenes, self.num_workers),
+            length,
+            crop,
+            seed=scenes.seed,
+            vflip=self.vflip,
+            hflip_swap=self.hflip_swap,
+        )
 
     def _dpdd(self, split: str) -> Dataset:
         transform = None
@@ -216,23 +246,40 @@ class DPDataModule(L.LightningDataModule):
             self.build(split)
 
     # -- loaders ----------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:
+    def _loader(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        shuffle: bool,
+        sampler=None,
+        workers: int | None = None,
+        persistent: bool = False,
+    ) -> DataLoader:
+        workers = self.num_workers if workers is None else workers
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle if sampler is None else False,
             sampler=sampler,
-            num_workers=self.num_workers,
+            num_workers=workers,
             pin_memory=self.pin_memory,
-            persistent_workers=False,
+            persistent_workers=persistent and workers > 0,
             drop_last=False,
         )
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.build("train")
         if self.dataset == "synthetic":
+            # Rendering workers live across epochs (no restart, photos loaded once); a
+            # pre-rendered pool only crops and flips, which the main process does for free.
+            pooled = bool(self.synthetic.get("pool"))
             return self._loader(
-                EpochStream(dataset), self.batch_size, False, EpochStreamSampler(len(dataset))
+                EpochStream(dataset),
+                self.batch_size,
+                False,
+                EpochStreamSampler(len(dataset)),
+                workers=0 if pooled else None,
+                persistent=not pooled,
             )
         if self.train_repeats > 1:
             dataset = Repeat(dataset, self.train_repeats)

@@ -172,9 +172,13 @@ def unet_span(model: nn.Module) -> Span:
 def _dpdnet_spec(model: nn.Module) -> TilingSpec:
     span = unet_span(model)
     stride = 2 ** len(model.encoder)
+    margin = span.radius
+    gate = getattr(model, "gate", None)
+    if gate is not None:  # the sharp-region gate reads a window of the views' difference
+        margin = max(margin, gate.window // 2)
     return TilingSpec(
         multiple=stride,
-        margin=span.radius,
+        margin=margin,
         reason=f"U-Net receptive field from its layers ({len(model.encoder)} levels)",
     )
 

@@ -17,11 +17,14 @@ views stacked as a 6-channel input. As the paper describes it:
   defocus-deblurring-dual-pixel; neither paper states one): ``tests/test_dpdnet_params.py``.
 
 ``width`` scales every channel count (1.0 = the paper's), so the same code gives CPU-sized
-variants (the demo uses 0.25). ``residual=True`` is our option, not the paper's: the head (one
-zero-initialised 1x1 conv, no sigmoid) predicts a correction added to the mean of the views, so
-training starts at the blurry input instead of at a constant image; the demo uses it to
-learn in minutes on a CPU. Inputs of any size are reflect-padded to a multiple of 16
-and the output is cropped back.
+variants (the demo uses 0.125). ``residual=True`` is our option, not the paper's: the head
+(one zero-initialised 1x1 conv, no sigmoid) predicts a correction added to the mean of the
+views, so training starts at the blurry input instead of at a constant image; the demo uses
+it to learn in minutes on a CPU. ``sharp_gate=True`` (ours too, with ``residual``) scales
+that correction by a gate that is zero where the two views agree, i.e. in focus or on flat
+regions, where the mean of the views is already sharp
+(:class:`~dpdeblur.nn.sharp_gate.ViewDifferenceGate`). Inputs of any size are
+reflect-padded to a multiple of 16 and the output is cropped back.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from torch import Tensor, nn
 from dpdeblur.models.padding import check_dp_inputs, crop_to, pad_to_multiple
 from dpdeblur.models.registry import register_model
 from dpdeblur.nn.blocks import UpConv
+from dpdeblur.nn.sharp_gate import ViewDifferenceGate
 
 BASE_CHANNELS = (64, 128, 256, 512, 1024)
 TOTAL_STRIDE = 16  # four 2x2 poolings
@@ -54,14 +58,27 @@ class DPDNet(nn.Module):
         width: multiplier of every channel count (1.0 = 64..1024 as in the paper).
         dropout: dropout rate after the bottleneck (0.4 in the paper).
         residual: output = mean of the views + head (ours; the paper: sigmoid(head)).
+        sharp_gate: with ``residual``, scale the correction by a gate that is zero where
+            the views agree (:class:`~dpdeblur.nn.sharp_gate.ViewDifferenceGate`; ours).
     """
 
-    def __init__(self, width: float = 1.0, dropout: float = 0.4, residual: bool = False):
+    def __init__(
+        self,
+        width: float = 1.0,
+        dropout: float = 0.4,
+        residual: bool = False,
+        sharp_gate: bool = False,
+    ):
         super().__init__()
         if width <= 0:
             raise ValueError(f"width must be positive, got {width}")
+        if sharp_gate and not residual:
+            raise ValueError("sharp_gate needs residual=True (it gates the residual correction)")
         channels = [max(1, round(c * width)) for c in BASE_CHANNELS]
         self.config = {"width": width, "dropout": dropout, "residual": residual}
+        if sharp_gate:
+            self.config["sharp_gate"] = True
+        self.gate = ViewDifferenceGate() if sharp_gate else None
         self.residual = residual
         self.encoder = nn.ModuleList()
         previous = 6
@@ -99,7 +116,10 @@ class DPDNet(nn.Module):
         for up, block, skip in zip(self.up, self.decoder, reversed(skips), strict=True):
             x = block(torch.cat([skip, up(x)], dim=1))
         if self.residual:
-            return crop_to(self.head(x), size) + 0.5 * (left + right)
+            correction = crop_to(self.head(x), size)
+            if self.gate is not None:
+                correction = self.gate(left, right) * correction
+            return correction + 0.5 * (left + right)
         return crop_to(torch.sigmoid(self.head(x)), size)
 
 
