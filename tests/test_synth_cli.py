@@ -65,6 +65,7 @@ def test_demo_trains_and_prints_its_table_by_defocus_strength(tmp_path, capsys):
     """The whole demo on a seconds-long budget: training, protocol scores, scores by defocus."""
     out = tmp_path / "demo"
     args = ["--out", str(out), "--n", "7", "--size", "48", "64", "--minutes", "0.1"]
+    args += ["--pool-scenes", "4"]
     assert demo_main(args) == 0
     printed = capsys.readouterr().out
     assert "per image (protocol)" in printed and "blur radius < 1 px" in printed

@@ -17,7 +17,9 @@ from dpdeblur.inference.tiling import TilePlan, axis_weights, band_guard, plan_a
 from dpdeblur.models import create_model
 
 
-def dpdnet_with_reach(width: float = 0.125, seed: int = 0, residual: bool = True) -> nn.Module:
+def dpdnet_with_reach(
+    width: float = 0.125, seed: int = 0, residual: bool = True, **options
+) -> nn.Module:
     """A small DPDNet whose output really depends on far context.
 
     PyTorch's default conv init shrinks the signal at every layer, so a fresh U-Net's
@@ -27,7 +29,7 @@ def dpdnet_with_reach(width: float = 0.125, seed: int = 0, residual: bool = True
     ReLU, sigmoid) mostly outputs 0.5 at such an init.
     """
     torch.manual_seed(seed)
-    model = create_model("dpdnet", width=width, residual=residual)
+    model = create_model("dpdnet", width=width, residual=residual, **options)
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -132,6 +134,24 @@ def test_dpdnet_margin_is_its_exact_reach():
     spec = tiling_spec(model)
     assert spec.multiple == 16 and spec.margin == span.radius == 122
     assert input_reach(model) == (-span.hi, -span.lo)
+
+
+def test_dpdnet_sharp_gate_keeps_the_margin_and_the_reach():
+    """The gate reads the views' difference 2 px away, well inside the U-Net's reach."""
+    model = dpdnet_with_reach(sharp_gate=True)
+    margin = tiling_spec(model).margin
+    assert margin == unet_span(model).radius == 122
+    reach_lo, reach_hi = input_reach(model)
+    assert -margin <= reach_lo and reach_hi <= margin
+
+
+def test_dpdnet_matching_costs_widen_the_margin_and_bound_the_reach():
+    """Costs read the right view up to 4 px away, then a 5x5 mean: 6 px more margin."""
+    model = dpdnet_with_reach(cost_shifts=4, sharp_gate=True)
+    margin = tiling_spec(model).margin
+    assert margin == unet_span(model).radius + 6
+    reach_lo, reach_hi = input_reach(model)
+    assert -margin <= reach_lo and reach_hi <= margin
 
 
 def test_dpdnet_paper_head_margin_bounds_its_reach():

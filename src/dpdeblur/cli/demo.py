@@ -4,8 +4,9 @@
    layout as 16-bit PNG, checks it with the code of ``dpdeblur-data check``, and draws a
    picture of a few samples: left, right, combined, sharp target, the views' difference,
    and the signed defocus (CoC) map given by the scene's depth and the thin-lens camera.
-2. Trains an eighth-width DPDNet on streamed synthetic scenes (``conf/experiment/demo.yaml``) for a
-   few minutes, choosing the best checkpoint on the synthetic validation split.
+2. Trains a small DPDNet (``conf/experiment/demo.yaml``) for a few minutes on crops of a pool
+   of synthetic scenes rendered up front at the tree's image size, choosing the best
+   checkpoint on the tree's validation split.
 3. Scores that checkpoint on the held-out test split read back from the 16-bit tree, beside
    the blurry input's scores, and writes the panels and ``metrics.json``.
 """
@@ -68,7 +69,27 @@ def sample_grid(samples: list[dict], path: Path) -> Path:
     return path
 
 
-def train_model(out: Path, minutes: float, seed: int) -> dict:
+def train_overrides(
+    size: tuple[int, int], seed: int, val_images: int, pool_scenes: int | None
+) -> list[str]:
+    """The demo experiment fitted to the tree it wrote: training scenes are rendered at the
+    tree's image size (scene content scales with the canvas), and validation is the tree's
+    own validation split (same seed, size and count)."""
+    height, width = size
+    overrides = [
+        f"seed={seed}",
+        f"data.synthetic.seed={seed}",
+        f"data.synthetic.size=[{height},{width}]",
+        f"data.synthetic.pool.size=[{height},{width}]",
+        f"data.synthetic.val_length={val_images}",
+        f"data.crop_size={min(128, height, width)}",
+    ]
+    if pool_scenes is not None:
+        overrides.append(f"data.synthetic.pool.scenes={pool_scenes}")
+    return overrides
+
+
+def train_model(out: Path, minutes: float, overrides: list[str]) -> dict:
     """Train the demo experiment for ``minutes``; returns ``train()``'s summary."""
     from dpdeblur.config import compose_config
     from dpdeblur.train import train
@@ -77,9 +98,7 @@ def train_model(out: Path, minutes: float, seed: int) -> dict:
     budget = f"00:00:{seconds // 60:02d}:{seconds % 60:02d}"
     return train(
         compose_config(
-            "train",
-            ["experiment=demo", f"trainer.max_time={budget}", f"seed={seed}"],
-            out / "train",
+            "train", ["experiment=demo", f"trainer.max_time={budget}", *overrides], out / "train"
         )
     )
 
@@ -181,7 +200,14 @@ def results_table(
     return "\n".join(lines) + "\n"
 
 
-def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) -> int:
+def demo(
+    out: Path,
+    n: int,
+    size: tuple[int, int],
+    seed: int,
+    minutes: float,
+    pool_scenes: int | None = None,
+) -> int:
     from dpdeblur.config import compose_config
     from dpdeblur.data.check import check_dataset
     from dpdeblur.data.datasets import DPDDDataset
@@ -228,11 +254,18 @@ def demo(out: Path, n: int, size: tuple[int, int], seed: int, minutes: float) ->
         return 0
 
     model = experiment.model
+    pool = experiment.data.synthetic.get("pool")
+    scenes_note = (
+        f"crops of {pool_scenes or pool.scenes} synthetic scenes rendered first"
+        if pool
+        else "streamed synthetic scenes"
+    )
     print(
         f"[4/4] training {model.name} (width {model.get('width', 1.0)}, {experiment.loss.terms}) "
-        f"on streamed synthetic scenes for {minutes:g} min (CPU)..."
+        f"on {scenes_note} for {minutes:g} min (CPU)..."
     )
-    trained = train_model(out, minutes, seed)
+    overrides = train_overrides(size, seed, len(DPDDDataset(data_root, "val")), pool_scenes)
+    trained = train_model(out, minutes, overrides)
     weights = Path(trained["best_checkpoint"] or trained["last_checkpoint"])
     protocol = protocol_scores(out, weights, data_root)
     scenes = rendered + [test_scenes[i] for i in range(len(rendered), len(test))]
@@ -291,8 +324,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--minutes", type=float, default=7.0, help="training time budget (0: data only)"
     )
+    parser.add_argument(
+        "--pool-scenes",
+        type=int,
+        default=None,
+        help="training scenes rendered up front (default: the demo experiment's pool)",
+    )
     args = parser.parse_args(argv)
-    return run_cli(lambda: demo(Path(args.out), args.n, tuple(args.size), args.seed, args.minutes))
+    return run_cli(
+        lambda: demo(
+            Path(args.out), args.n, tuple(args.size), args.seed, args.minutes, args.pool_scenes
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -171,6 +171,9 @@ def unet_span(model: nn.Module) -> Span:
 
 def _dpdnet_spec(model: nn.Module) -> TilingSpec:
     span = unet_span(model)
+    shifts = int(getattr(model, "cost_shifts", 0))
+    if shifts:  # matching costs: a right-view pixel up to `shifts` away, then a 5x5 box mean
+        span = span.then(conv(2 * shifts + 5, 1, shifts + 2))
     stride = 2 ** len(model.encoder)
     margin = span.radius
     gate = getattr(model, "gate", None)

@@ -23,7 +23,9 @@ views, so training starts at the blurry input instead of at a constant image; th
 it to learn in minutes on a CPU. ``sharp_gate=True`` (ours too, with ``residual``) scales
 that correction by a gate that is zero where the two views agree, i.e. in focus or on flat
 regions, where the mean of the views is already sharp
-(:class:`~dpdeblur.nn.sharp_gate.ViewDifferenceGate`). Inputs of any size are
+(:class:`~dpdeblur.nn.sharp_gate.ViewDifferenceGate`); ``cost_shifts=d`` adds the views'
+horizontal matching costs for shifts ``-d..d`` as input channels
+(:mod:`dpdeblur.nn.matching`). Inputs of any size are
 reflect-padded to a multiple of 16 and the output is cropped back.
 """
 
@@ -35,6 +37,7 @@ from torch import Tensor, nn
 from dpdeblur.models.padding import check_dp_inputs, crop_to, pad_to_multiple
 from dpdeblur.models.registry import register_model
 from dpdeblur.nn.blocks import UpConv
+from dpdeblur.nn.matching import horizontal_matching_costs
 from dpdeblur.nn.sharp_gate import ViewDifferenceGate
 
 BASE_CHANNELS = (64, 128, 256, 512, 1024)
@@ -60,6 +63,8 @@ class DPDNet(nn.Module):
         residual: output = mean of the views + head (ours; the paper: sigmoid(head)).
         sharp_gate: with ``residual``, scale the correction by a gate that is zero where
             the views agree (:class:`~dpdeblur.nn.sharp_gate.ViewDifferenceGate`; ours).
+        cost_shifts: also feed the network the views' horizontal matching costs for shifts
+            of up to this many pixels (:mod:`dpdeblur.nn.matching`; ours; 0: none).
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class DPDNet(nn.Module):
         dropout: float = 0.4,
         residual: bool = False,
         sharp_gate: bool = False,
+        cost_shifts: int = 0,
     ):
         super().__init__()
         if width <= 0:
@@ -79,9 +85,14 @@ class DPDNet(nn.Module):
         if sharp_gate:
             self.config["sharp_gate"] = True
         self.gate = ViewDifferenceGate() if sharp_gate else None
+        if cost_shifts < 0:
+            raise ValueError(f"cost_shifts must be >= 0, got {cost_shifts}")
+        if cost_shifts:
+            self.config["cost_shifts"] = cost_shifts
+        self.cost_shifts = int(cost_shifts)
         self.residual = residual
         self.encoder = nn.ModuleList()
-        previous = 6
+        previous = 6 + (2 * self.cost_shifts + 1 if self.cost_shifts else 0)
         for c in channels[:4]:
             self.encoder.append(double_conv(previous, c))
             previous = c
@@ -104,7 +115,10 @@ class DPDNet(nn.Module):
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         check_dp_inputs(left, right)
-        x, size = pad_to_multiple(torch.cat([left, right], dim=1), TOTAL_STRIDE)
+        inputs = [left, right]
+        if self.cost_shifts:
+            inputs.append(horizontal_matching_costs(left, right, self.cost_shifts))
+        x, size = pad_to_multiple(torch.cat(inputs, dim=1), TOTAL_STRIDE)
         skips = []
         for depth, block in enumerate(self.encoder):
             x = block(x)
