@@ -264,7 +264,7 @@ def demo(
         f"[4/4] training {model.name} (width {model.get('width', 1.0)}, {experiment.loss.terms}) "
         f"on {scenes_note} for {minutes:g} min (CPU)..."
     )
-    overrides = train_overrides(size, seed, len(DPDDDataset(data_root, "val")), pool_scenes)
+    overrides = train_overrides(size, seed, counts["val"], pool_scenes)
     trained = train_model(out, minutes, overrides)
     weights = Path(trained["best_checkpoint"] or trained["last_checkpoint"])
     protocol = protocol_scores(out, weights, data_root)

@@ -272,7 +272,9 @@ class DPDataModule(L.LightningDataModule):
         if self.dataset == "synthetic":
             # Rendering workers live across epochs (no restart, photos loaded once); a
             # pre-rendered pool only crops and flips, which the main process does for free.
-            pooled = bool(self.synthetic.get("pool"))
+            from dpdeblur.data.pool import ScenePool
+
+            pooled = isinstance(dataset, ScenePool)
             return self._loader(
                 EpochStream(dataset),
                 self.batch_size,

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from dpdeblur.data.io import as_hwc, quantize
 from dpdeblur.data.transforms import ToTensor, train_transforms
 
 # What a pooled scene keeps: the views and images as uint16, the signed CoC map as float16
@@ -32,16 +32,14 @@ POOL_IMAGE_KEYS = ("left", "right", "combined", "target")
 POOL_MAP_KEYS = ("coc",)
 
 
-def _quantise(image: torch.Tensor) -> np.ndarray:
-    """CxHxW float in [0, 1] -> HxWxC uint16, rounded as a 16-bit PNG stores it."""
-    pixels = image.clamp(0, 1).mul(65535.0).round().to(torch.int32).numpy().astype(np.uint16)
-    return np.ascontiguousarray(pixels.transpose(1, 2, 0))
-
-
 def _pooled(sample: dict[str, Any]) -> dict[str, Any]:
-    kept: dict[str, Any] = {key: _quantise(sample[key]) for key in POOL_IMAGE_KEYS}
+    """A rendered sample (CxHxW tensors) as the pool keeps it (HxWxC arrays): images rounded
+    to 16 bits as a 16-bit PNG stores them, maps in float16."""
+    kept: dict[str, Any] = {
+        key: np.ascontiguousarray(quantize(as_hwc(sample[key]), 16)) for key in POOL_IMAGE_KEYS
+    }
     for key in POOL_MAP_KEYS:
-        kept[key] = np.ascontiguousarray(sample[key].numpy().transpose(1, 2, 0), np.float16)
+        kept[key] = np.ascontiguousarray(as_hwc(sample[key]), np.float16)
     kept["name"] = sample["name"]
     return kept
 
@@ -87,11 +85,6 @@ class ScenePool(Dataset):
         self.epoch = 0
         self.transform = train_transforms(crop_size, vflip, hflip_swap)
         self.to_tensor = ToTensor()
-
-    @property
-    def streams(self) -> bool:
-        """New crops every epoch (see :meth:`set_epoch`)."""
-        return True
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
