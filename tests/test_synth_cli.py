@@ -82,3 +82,16 @@ def test_demo_trains_and_prints_its_table_by_defocus_strength(tmp_path, capsys):
     assert table.count("\n| ") >= 6  # protocol row, four bands, all pixels
     assert (out / "test_panels.png").is_file() and (out / "samples.png").is_file()
     assert (out / "per_image_gain.png").stat().st_size > 5_000
+
+
+def test_demo_trains_in_fp32_on_cpus_without_bf16_hardware():
+    from dpdeblur.benchmarks.machine import cpu_has_native_bf16
+    from dpdeblur.cli.demo import train_overrides
+
+    assert cpu_has_native_bf16({"avx512f", "amx_bf16"}) and cpu_has_native_bf16({"bf16", "asimd"})
+    assert not cpu_has_native_bf16({"avx2", "avx512f", "avx512bw"})  # oneDNN would emulate it
+    emulated = train_overrides((48, 64), 0, 3, None, native_bf16=False)
+    assert "trainer.precision=32-true" in emulated
+    native = train_overrides((48, 64), 0, 3, 4, native_bf16=True)
+    assert not any(o.startswith("trainer.precision") for o in native)
+    assert "data.synthetic.pool.scenes=4" in native and "data.crop_size=48" in native

@@ -73,3 +73,26 @@ def test_only_trainable_parameters_reach_the_optimiser():
     optimizer = system.configure_optimizers()
     assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == 12
     assert not math.isnan(optimizer.param_groups[0]["lr"])
+
+
+def test_channels_last_changes_the_layout_not_the_numbers():
+    from dpdeblur.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("dpdnet", width=0.0625, residual=True, dropout=0.0, cost_shifts=2)
+    torch.nn.init.normal_(model.head.weight, std=0.1)
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    left, right = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        expected = model(left, right)
+        system = DeblurSystem(model, channels_last=True).eval()
+        out = system(left, right)
+    conv = next(p for p in model.parameters() if p.dim() == 4 and p.shape[-1] == 3)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    # checkpoints hold the same values whatever the layout, and load into an NCHW model
+    fresh = create_model("dpdnet", width=0.0625, residual=True, dropout=0.0, cost_shifts=2)
+    fresh.load_state_dict(system.model.state_dict())
+    for key, value in fresh.state_dict().items():
+        torch.testing.assert_close(value, reference[key], atol=0, rtol=0)

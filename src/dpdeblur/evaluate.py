@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dpdeblur.checkpoints import load_model
 from dpdeblur.errors import ConfigError
+from dpdeblur.models.ensemble import FlipEnsemble
 from dpdeblur.runs import save_config, write_metrics
 from dpdeblur.system import DeblurSystem, summarise
 from dpdeblur.train import build_loggers, check_data, log_tables, model_size
@@ -34,6 +35,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     model_config = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else None
     model, info = load_model(cfg.ckpt, model_config)
+    if cfg.get("flip_ensemble", False):
+        model = FlipEnsemble(model)
     datamodule = instantiate(cfg.data)
     check_data(datamodule, (split,))
     system = DeblurSystem(
@@ -57,6 +60,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "model": info["model_config"],
         "params": model_size(model),
         "protocol": system.suite.describe(),
+        "flip_ensemble": bool(cfg.get("flip_ensemble", False)),
         split: summarise(system.rows[split]),
     }
     path = write_metrics(output_dir, payload)

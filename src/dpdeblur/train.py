@@ -176,6 +176,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         model_config=model_config,
         output_dir=str(output_dir),
         scheduler_interval=cfg.get("scheduler_interval", "epoch"),
+        channels_last=bool(cfg.get("channels_last", False)),
     )
     callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf]
     loggers = build_loggers(cfg)

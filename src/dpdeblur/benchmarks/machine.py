@@ -30,6 +30,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo`` on Linux; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.lower().startswith(("flags", "features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 on x86, BF16 on
+    Arm). There, ``precision=bf16-mixed`` training is much faster than fp32 (the demo model:
+    166 -> 108 ms a step on 2 Sapphire Rapids cores); elsewhere oneDNN emulates it, slower."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def memory_gib() -> float | None:
     """Physical memory in GiB (Linux ``/proc/meminfo``)."""
     try:

@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GIB",
         help="memory budget for automatic tiling (default: half the free RAM / 80%% of GPU)",
     )
+    run.add_argument(
+        "--flip-ensemble",
+        action="store_true",
+        help="average over the 4 DP-valid flips of each pair (4x the time; docs/deblur.md)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -176,10 +181,17 @@ def _run(args: argparse.Namespace) -> int:
     if kwargs and args.model is None:
         raise ConfigError("--model-arg needs --model", fix="pass --model NAME")
     model, info = load_for_inference(args.ckpt, args.model, kwargs)
+    if args.flip_ensemble:
+        from dpdeblur.models.ensemble import FlipEnsemble
+
+        model = FlipEnsemble(model)
     runner = Deblurrer(model, device, args.precision)
     options = TileOptions(args.tile, args.overlap, args.max_memory)
     runner.plan(1 << 16, 1 << 16, options)  # bad --tile/--overlap/--max-memory: fail once, now
-    print(f"{len(records)} pair(s) ({layout}); {describe(info)}; {device}, {args.precision}")
+    print(
+        f"{len(records)} pair(s) ({layout}); {describe(info)}; {device}, {args.precision}"
+        + (", flip ensemble x4" if args.flip_ensemble else "")
+    )
 
     failures: list[tuple[str, str]] = []
     notes: dict[str, int] = {}

@@ -70,11 +70,16 @@ def sample_grid(samples: list[dict], path: Path) -> Path:
 
 
 def train_overrides(
-    size: tuple[int, int], seed: int, val_images: int, pool_scenes: int | None
+    size: tuple[int, int],
+    seed: int,
+    val_images: int,
+    pool_scenes: int | None,
+    native_bf16: bool = True,
 ) -> list[str]:
-    """The demo experiment fitted to the tree it wrote: training scenes are rendered at the
-    tree's image size (scene content scales with the canvas), and validation is the tree's
-    own validation split (same seed, size and count)."""
+    """The demo experiment fitted to the tree it wrote and to the CPU: training scenes are
+    rendered at the tree's image size (scene content scales with the canvas), validation is
+    the tree's own validation split (same seed, size and count), and training falls back
+    from bf16 autocast to fp32 on CPUs that would only emulate bf16."""
     height, width = size
     overrides = [
         f"seed={seed}",
@@ -86,6 +91,8 @@ def train_overrides(
     ]
     if pool_scenes is not None:
         overrides.append(f"data.synthetic.pool.scenes={pool_scenes}")
+    if not native_bf16:
+        overrides.append("trainer.precision=32-true")
     return overrides
 
 
@@ -253,7 +260,11 @@ def demo(
         print(f"done in {time.perf_counter() - start:.1f}s (training skipped: --minutes 0)")
         return 0
 
+    from dpdeblur.benchmarks.machine import cpu_has_native_bf16
+
     model = experiment.model
+    native_bf16 = cpu_has_native_bf16()
+    precision = experiment.trainer.precision if native_bf16 else "32-true (no bf16 in this CPU)"
     pool = experiment.data.synthetic.get("pool")
     scenes_note = (
         f"crops of {pool_scenes or pool.scenes} synthetic scenes rendered first"
@@ -262,9 +273,9 @@ def demo(
     )
     print(
         f"[4/4] training {model.name} (width {model.get('width', 1.0)}, {experiment.loss.terms}) "
-        f"on {scenes_note} for {minutes:g} min (CPU)..."
+        f"on {scenes_note} for {minutes:g} min (CPU, {precision})..."
     )
-    overrides = train_overrides(size, seed, counts["val"], pool_scenes)
+    overrides = train_overrides(size, seed, counts["val"], pool_scenes, native_bf16)
     trained = train_model(out, minutes, overrides)
     weights = Path(trained["best_checkpoint"] or trained["last_checkpoint"])
     protocol = protocol_scores(out, weights, data_root)

@@ -29,6 +29,7 @@ from torch import nn
 from dpdeblur.data.io import quantize, to_float, to_tensor
 from dpdeblur.inference.engine import Deblurrer, TileOptions, resolve_device
 from dpdeblur.inference.views import as_three_channels, to_model_views
+from dpdeblur.models.ensemble import FlipEnsemble
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -75,6 +76,7 @@ def deblur(
     precision: str = "fp32",
     rotate_portrait: bool = True,
     progress: bool = False,
+    flip_ensemble: bool = False,
 ) -> Any:
     """Deblur a DP pair with ``model`` at full resolution, tiled when needed.
 
@@ -92,6 +94,8 @@ def deblur(
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 on GPU only).
         rotate_portrait: run portrait pairs in landscape (the DP disparity is horizontal).
         progress: show a progress bar over tiles.
+        flip_ensemble: average the model over the four DP-valid flips of the pair
+            (:class:`~dpdeblur.models.ensemble.FlipEnsemble`; four times the compute).
 
     Returns:
         The restored image, of the same kind as ``left``.
@@ -103,6 +107,8 @@ def deblur(
         target = resolve_device(device)
     else:
         target = _model_device(model) if device is None else resolve_device(device)
+    if flip_ensemble:
+        model = FlipEnsemble(model)
     runner = Deblurrer(model, target, precision)
     options = TileOptions(tile, overlap, max_memory)
     if isinstance(left, torch.Tensor) and isinstance(right, torch.Tensor):

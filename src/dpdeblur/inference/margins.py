@@ -207,6 +207,8 @@ def _k3dn_spec(model: nn.Module) -> TilingSpec:
 def tiling_spec(model: nn.Module) -> TilingSpec:
     """The :class:`TilingSpec` of a registry model (or a conservative one for others)."""
     kind = type(model).__name__
+    if kind == "FlipEnsemble":  # flips change neither the receptive field nor the alignment
+        return tiling_spec(model.model)
     if kind == "DPDNet":
         return _dpdnet_spec(model)
     if kind == "DPANet":
