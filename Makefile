@@ -15,10 +15,10 @@ export OMP_WAIT_POLICY ?= PASSIVE
 .PHONY: help install demo test test-fast lint format bench bench-data reproduce-table clean
 
 help:
-	@echo "make demo        synthetic DP data + a picture of samples in outputs/demo/ (CPU)"
+	@echo "make demo        synthetic DP data, a small network trained 7 min and scored -> outputs/demo/ (CPU)"
 	@echo "make test        the whole test suite (CPU, hermetic)"
 	@echo "make lint        ruff check + format check"
-	@echo "make bench       params, MACs, timings, full-res memory, data path, figures -> experiments/results/ (10-18 min, 2 CPU cores)"
+	@echo "make bench       params, MACs, timings, full-res memory, data path, figures, CPU training variants -> experiments/results/ (10-18 min, 2 CPU cores)"
 	@echo "make bench-data  data-loader samples/s: PNG decoding vs the uint16 .npy cache"
 	@echo "make reproduce-table TABLE=dpanet-4 DATA=/path/to/dd_dp_dataset_png"
 	@echo "                 a paper table's sweep, rendered into experiments/results/ (SCALE=smoke: CPU check)"
@@ -51,6 +51,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/dpdeblur-bench all --out experiments/results
 	$(BIN)/dpdeblur-bench figures --out experiments/results
+	$(BIN)/dpdeblur-bench cpu-train --out experiments/results
 
 bench-data: $(STAMP)
 	$(BIN)/dpdeblur-bench data --out experiments/results/bench_data.json

@@ -45,7 +45,7 @@ def cpu_flags() -> set[str]:
 def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
     """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 on x86, BF16 on
     Arm). There, ``precision=bf16-mixed`` training is much faster than fp32 (the demo model:
-    166 -> 108 ms a step on 2 Sapphire Rapids cores); elsewhere oneDNN emulates it, slower."""
+    167 -> 105 ms a step on 2 Sapphire Rapids cores); elsewhere oneDNN emulates it, slower."""
     flags = cpu_flags() if flags is None else flags
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 

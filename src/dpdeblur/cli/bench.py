@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "dpdeblur.cli.bench_all",  # dpdeblur-bench all: everything above + timings (make bench)
     "dpdeblur.cli.bench_figures",  # dpdeblur-bench figures: PSNR vs size, per-image gains
     "dpdeblur.cli.bench_profile",  # dpdeblur-bench profile: where a step's time goes
+    "dpdeblur.cli.bench_cpu_train",  # dpdeblur-bench cpu-train: layout x precision on the CPU
 )
 
 
