@@ -111,6 +111,23 @@ def test_a_pair_matches_the_python_api(tmp_path, weights, capsys):
     np.testing.assert_array_equal(read_raw(tmp_path / "o" / "scene.png").pixels, expected)
 
 
+def test_flip_ensemble_option_matches_the_python_api(tmp_path, weights, capsys):
+    import dpdeblur
+
+    left, right = write_pair(tmp_path, "scene", size=(40, 56), seed=4)
+    code, out, err = run(
+        pair_args(weights["converted"], left, right, tmp_path / "o", "--flip-ensemble"), capsys
+    )
+    assert code == 0, err
+    assert "flip ensemble x4" in out
+    pixels = [read_raw(path).pixels for path in (left, right)]
+    expected = dpdeblur.deblur(str(weights["converted"]), *pixels, flip_ensemble=True)
+    single = dpdeblur.deblur(str(weights["converted"]), *pixels)
+    written = read_raw(tmp_path / "o" / "scene.png").pixels
+    np.testing.assert_array_equal(written, expected)
+    assert not np.array_equal(written, single)
+
+
 @pytest.mark.parametrize("layout", ["official", "restormer"])
 def test_dpdd_tree_with_panels_and_8_bits(tmp_path, weights, make_dpdd_tree, capsys, layout):
     root, _ = make_dpdd_tree(layout=layout, counts={"test": 3, "val": 1}, size=(24, 40))

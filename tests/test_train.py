@@ -158,6 +158,23 @@ def test_weight_averaging_validates_saves_and_tests_the_averaged_weights(synth_t
         )
     )
     assert scored["test"]["psnr"] == pytest.approx(result["test"]["psnr"], abs=1e-9)
+    # flip_ensemble=true scores the four-flip average instead, and says so in metrics.json
+    ensembled = evaluate(
+        make_cfg(
+            tmp_path / "eval_flips",
+            [
+                f"ckpt={result['best_checkpoint']}",
+                "data=dpdd",
+                f"data.root={synth_tree}",
+                "data.num_workers=0",
+                "metrics.lpips=off",
+                "flip_ensemble=true",
+            ],
+            "eval",
+        )
+    )
+    assert ensembled["flip_ensemble"] is True and scored["flip_ensemble"] is False
+    assert ensembled["test"]["psnr"] != pytest.approx(scored["test"]["psnr"], abs=1e-9)
 
 
 def test_wrong_data_root_stops_before_training(tmp_path):

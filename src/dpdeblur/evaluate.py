@@ -35,7 +35,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     model_config = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else None
     model, info = load_model(cfg.ckpt, model_config)
-    if cfg.get("flip_ensemble", False):
+    flip_ensemble = bool(cfg.get("flip_ensemble", False))
+    if flip_ensemble:
         model = FlipEnsemble(model)
     datamodule = instantiate(cfg.data)
     check_data(datamodule, (split,))
@@ -60,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "model": info["model_config"],
         "params": model_size(model),
         "protocol": system.suite.describe(),
-        "flip_ensemble": bool(cfg.get("flip_ensemble", False)),
+        "flip_ensemble": flip_ensemble,
         split: summarise(system.rows[split]),
     }
     path = write_metrics(output_dir, payload)

@@ -15,9 +15,6 @@ from pathlib import Path
 
 from dpdeblur.errors import DpdeblurError
 
-# The demo's model (conf/experiment/demo.yaml): quarter-width DPDNet, gate, matching costs.
-DEMO_MODEL = {"width": 0.25, "residual": True, "sharp_gate": True, "cost_shifts": 4}
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -34,13 +31,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def demo_model_config() -> dict:
+    """The demo experiment's model, as ``conf/experiment/demo.yaml`` composes it."""
+    from omegaconf import OmegaConf
+
+    from dpdeblur.config import compose_config
+
+    cfg = compose_config("train", ["experiment=demo"], Path("."))
+    config = OmegaConf.to_container(cfg.model, resolve=True)
+    config.pop("_target_", None)
+    return config
+
+
 def _builder(args):
     from dpdeblur.models import create_model, is_model
 
-    name = args.model or "dpdnet"
+    kwargs = demo_model_config() if args.model is None else {"name": args.model}
+    name = kwargs.pop("name")
     if not is_model(name):
         raise DpdeblurError(f"unknown model {name!r}", fix="see dpdeblur-bench cost --model all")
-    kwargs = dict(DEMO_MODEL) if args.model is None else {}
     if args.width is not None:
         kwargs["width"] = args.width
     return name, kwargs, lambda: create_model(name, **kwargs)

@@ -17,7 +17,7 @@ views stacked as a 6-channel input. As the paper describes it:
   defocus-deblurring-dual-pixel; neither paper states one): ``tests/test_dpdnet_params.py``.
 
 ``width`` scales every channel count (1.0 = the paper's), so the same code gives CPU-sized
-variants (the demo uses 0.125). ``residual=True`` is our option, not the paper's: the head
+variants (the demo uses 0.25). ``residual=True`` is our option, not the paper's: the head
 (one zero-initialised 1x1 conv, no sigmoid) predicts a correction added to the mean of the
 views, so training starts at the blurry input instead of at a constant image; the demo uses
 it to learn in minutes on a CPU. ``sharp_gate=True`` (ours too, with ``residual``) scales
