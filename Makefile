@@ -64,7 +64,7 @@ SCALE ?= full
 SEEDS ?=
 OVERRIDES ?=
 reproduce-table: $(STAMP)
-	$(BIN)/python -m dpdeblur.reproduce --table $(TABLE) --scale $(SCALE) --out experiments/results \
+	$(BIN)/python -m dpdeblur.research.reproduce --table $(TABLE) --scale $(SCALE) --out experiments/results \
 		$(if $(DATA),--data $(DATA)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(OVERRIDES),-- $(OVERRIDES))
 
 clean:

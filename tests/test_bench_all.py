@@ -9,15 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from dpdeblur.benchmarks.precision import fp32_compute_ops, gpu_variants
-from dpdeblur.benchmarks.report import render_markdown
-from dpdeblur.benchmarks.suite import MAIN_MODELS, BenchPlan
-from dpdeblur.benchmarks.timing import choose_train_crop
 from dpdeblur.cli.bench import main
-from dpdeblur.cost import count_params
 from dpdeblur.models import create_model
 from dpdeblur.nn.correlation import correlation
 from dpdeblur.nn.deform import ModulatedDeformConv2d, OffsetMaskHead
+from dpdeblur.research.benchmarks.macs import count_params
+from dpdeblur.research.benchmarks.precision import fp32_compute_ops, gpu_variants
+from dpdeblur.research.benchmarks.report import render_markdown
+from dpdeblur.research.benchmarks.suite import MAIN_MODELS, BenchPlan
+from dpdeblur.research.benchmarks.timing import choose_train_crop
 
 
 def test_quick_run_writes_every_figure(tmp_path, capsys):

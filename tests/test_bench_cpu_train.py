@@ -6,9 +6,9 @@ import json
 
 import torch
 
-from dpdeblur.benchmarks.cpu_training import CPU_VARIANTS, time_cpu_step
 from dpdeblur.cli.bench import main
 from dpdeblur.models import create_model
+from dpdeblur.research.benchmarks.cpu_training import CPU_VARIANTS, time_cpu_step
 
 
 def test_all_variants_are_timed_and_written(tmp_path, capsys):

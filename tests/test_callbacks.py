@@ -6,8 +6,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Timer
 
-from dpdeblur.callbacks import TimeBudgetLRDecay, budget_lr_factor
 from dpdeblur.errors import ConfigError
+from dpdeblur.training.callbacks import TimeBudgetLRDecay, budget_lr_factor
 
 
 def test_factor_is_flat_then_linear_to_the_final_factor():

@@ -9,8 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from dpdeblur.config import config_dir, register_resolvers
 from dpdeblur.models import is_model
+from dpdeblur.training.config import config_dir, register_resolvers
 
 CONF = config_dir()
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

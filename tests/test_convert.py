@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from dpdeblur.cli.convert import main as convert_main
-from dpdeblur.convert import (
+from dpdeblur.errors import CheckpointError
+from dpdeblur.models import create_model
+from dpdeblur.runs.releases.dpanet import (
     convert_dpanet,
     convert_dpanet_state_dict,
     dpanet_key_map,
     load_converted,
     read_release_checkpoint,
 )
-from dpdeblur.errors import CheckpointError
-from dpdeblur.models import create_model
 
 # The spec's list of the release's 212 keys and shapes (spec: dpanet_release_keys.tsv).
 KEYS_TSV = Path(__file__).with_name("data") / "dpanet_release_keys.tsv"

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import dpdeblur.nn.correlation as corr_module
+from dpdeblur.hardware import cpu_peak_bytes
 from dpdeblur.nn.correlation import Correlation, correlation
-from dpdeblur.profiling import cpu_peak_bytes
 
 
 def naive_correlation(x1: torch.Tensor, x2: torch.Tensor, d: int) -> torch.Tensor:

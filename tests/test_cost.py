@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from dpdeblur.cli.bench import main as bench_main
-from dpdeblur.cost import count_macs, count_params, format_table
 from dpdeblur.models import create_model
 from dpdeblur.nn.blocks import SamePadConv2d
 from dpdeblur.nn.correlation import correlation
 from dpdeblur.nn.deform import ModulatedDeformConv2d, OffsetMaskHead
+from dpdeblur.research.benchmarks.macs import count_macs, count_params, format_table
 
 
 class Toy(nn.Module):

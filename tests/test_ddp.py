@@ -14,11 +14,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from dpdeblur.config import config_dir, register_resolvers
 from dpdeblur.data.writer import write_synthetic_dpdd
 from dpdeblur.errors import ConfigError
-from dpdeblur.runs import guarded
-from dpdeblur.train import check_launcher, is_rank_zero
+from dpdeblur.training.config import config_dir, register_resolvers
+from dpdeblur.training.guard import guarded
+from dpdeblur.training.train import check_launcher, is_rank_zero
 
 BIN = Path(sys.executable).parent
 
@@ -88,7 +88,7 @@ def test_every_multirun_job_closes_its_wandb_run(tmp_path, monkeypatch):
     finished = []
     fake = types.SimpleNamespace(run=object(), finish=lambda: finished.append(True))
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    monkeypatch.setattr("dpdeblur.runs.is_multirun", lambda: True)
+    monkeypatch.setattr("dpdeblur.training.guard.is_multirun", lambda: True)
     cfg = OmegaConf.create({"experiment_name": "x"})
     assert guarded(lambda c: {"status": "ok"}, cfg, tmp_path)["status"] == "ok"
 

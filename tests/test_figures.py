@@ -10,7 +10,7 @@ import matplotlib.image
 import pytest
 
 from dpdeblur.cli.bench import main
-from dpdeblur.figures.runs import read_image_rows, scored_runs
+from dpdeblur.research.figures.runs import read_image_rows, scored_runs
 
 FIELDS = ("name", "split", "scene", "psnr", "ssim", "input_psnr")
 

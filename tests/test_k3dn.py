@@ -12,10 +12,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from dpdeblur.errors import CheckpointError
-from dpdeblur.losses import CompositeLoss
 from dpdeblur.models import create_model, list_models
 from dpdeblur.models.k3dn import K3DN
 from dpdeblur.models.output import DeblurOutput
+from dpdeblur.training.losses import CompositeLoss
 
 NAMES = ["k3dn", "k3dn_concat", "k3dn_light", "k3dn_no_srp", "k3dn_no_sym", "k3dn_tiny"]
 SIZES = ["k3dn", "k3dn_light", "k3dn_tiny"]

@@ -11,7 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from dpdeblur.errors import ConfigError
-from dpdeblur.losses import (
+from dpdeblur.metrics import psnr
+from dpdeblur.models.output import DeblurOutput
+from dpdeblur.training.losses import (
     CHARBONNIER_EPS,
     TERMS,
     CompositeLoss,
@@ -21,8 +23,6 @@ from dpdeblur.losses import (
     mse,
     negative_psnr,
 )
-from dpdeblur.metrics import psnr
-from dpdeblur.models.output import DeblurOutput
 
 CONF = Path(__file__).parents[1] / "conf" / "loss"
 

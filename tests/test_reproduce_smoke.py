@@ -1,6 +1,6 @@
 """make reproduce-table SCALE=smoke: every row of a paper table trains and lands in its table.
 
-The smoke sweeps run ``python -m dpdeblur.reproduce`` (what ``make reproduce-table`` runs)
+The smoke sweeps run ``python -m dpdeblur.research.reproduce`` (what ``make reproduce-table`` runs)
 on a synthetic DPDD tree: one ``dpdeblur-train -m`` process per table, Hydra's basic
 launcher running the rows one after the other, two training steps per row at a sixteenth
 of the widths, 64x64 scenes, 2 validation and 2 test images.
@@ -20,8 +20,8 @@ import yaml
 
 from dpdeblur.data.writer import write_synthetic_dpdd
 from dpdeblur.errors import DataError
-from dpdeblur.reproduce import SMOKE_SCENES, SMOKE_SIZE, main, plan
-from dpdeblur.tables import load_table
+from dpdeblur.research.reproduce import SMOKE_SCENES, SMOKE_SIZE, main, plan
+from dpdeblur.research.tables import load_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -154,5 +154,5 @@ def test_make_target_runs_the_reproduce_module():
         text=True,
         check=True,
     )
-    assert "-m dpdeblur.reproduce --table dpanet-4 --scale smoke" in result.stdout
+    assert "-m dpdeblur.research.reproduce --table dpanet-4 --scale smoke" in result.stdout
     assert "--seeds 0,1" in result.stdout

@@ -85,8 +85,8 @@ def test_demo_trains_and_prints_its_table_by_defocus_strength(tmp_path, capsys):
 
 
 def test_demo_trains_in_fp32_on_cpus_without_bf16_hardware():
-    from dpdeblur.benchmarks.machine import cpu_has_native_bf16
     from dpdeblur.cli.demo import train_overrides
+    from dpdeblur.hardware import cpu_has_native_bf16
 
     assert cpu_has_native_bf16({"avx512f", "amx_bf16"}) and cpu_has_native_bf16({"bf16", "asimd"})
     assert not cpu_has_native_bf16({"avx2", "avx512f", "avx512bw"})  # oneDNN would emulate it

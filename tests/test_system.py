@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from dpdeblur.losses import CompositeLoss
-from dpdeblur.system import DeblurSystem, gather_rows, summarise, write_rows
+from dpdeblur.training.losses import CompositeLoss
+from dpdeblur.training.system import DeblurSystem, gather_rows, summarise, write_rows
 
 
 def rows():

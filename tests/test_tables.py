@@ -11,11 +11,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from dpdeblur.cli.table import main as table_main
-from dpdeblur.config import compose_config, config_dir
 from dpdeblur.errors import ConfigError, DpdeblurError
-from dpdeblur.tables import collect_rows, list_tables, load_table
-from dpdeblur.tables.collect import columns
-from dpdeblur.tables.reference import canonical_name
+from dpdeblur.research.tables import collect_rows, list_tables, load_table
+from dpdeblur.research.tables.collect import columns
+from dpdeblur.research.tables.reference import canonical_name
+from dpdeblur.training.config import compose_config, config_dir
 
 CONF = config_dir()
 

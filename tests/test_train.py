@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpdeblur.config import compose_config
 from dpdeblur.data.writer import write_synthetic_dpdd
 from dpdeblur.errors import CheckpointError, ConfigError, DataError
-from dpdeblur.runs import TrainingDivergedError
+from dpdeblur.training.config import compose_config
+from dpdeblur.training.guard import TrainingDivergedError
 
 BIN = Path(sys.executable).parent
 TINY = [
@@ -94,7 +94,7 @@ def test_cli_trains_two_steps_and_tests_on_a_dpdd_tree(synth_tree, tmp_path):
 
 
 def test_resume_from_last_continues_the_saved_step(synth_tree, tmp_path):
-    from dpdeblur.train import train
+    from dpdeblur.training.train import train
 
     base = [
         "data=dpdd",
@@ -122,8 +122,8 @@ def test_resume_from_last_continues_the_saved_step(synth_tree, tmp_path):
 
 
 def test_weight_averaging_validates_saves_and_tests_the_averaged_weights(synth_tree, tmp_path):
-    from dpdeblur.checkpoints import load_model
-    from dpdeblur.train import train
+    from dpdeblur.runs.checkpoints import load_model
+    from dpdeblur.training.train import train
 
     ema = [
         "+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging",
@@ -142,7 +142,7 @@ def test_weight_averaging_validates_saves_and_tests_the_averaged_weights(synth_t
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, averaged["model." + name])
     # The run's test scores are those of the weights dpdeblur-eval loads (the average).
-    from dpdeblur.evaluate import evaluate
+    from dpdeblur.training.evaluate import evaluate
 
     scored = evaluate(
         make_cfg(
@@ -178,7 +178,7 @@ def test_weight_averaging_validates_saves_and_tests_the_averaged_weights(synth_t
 
 
 def test_wrong_data_root_stops_before_training(tmp_path):
-    from dpdeblur.train import train
+    from dpdeblur.training.train import train
 
     with pytest.raises(DataError, match=r"not a DPDD dataset|does not exist"):
         train(make_cfg(tmp_path, ["data=dpdd", f"data.root={tmp_path / 'nothing'}", *TINY]))
@@ -188,7 +188,7 @@ def test_wrong_data_root_stops_before_training(tmp_path):
 def test_broken_dataset_fails_its_check_before_training(synth_tree, tmp_path):
     import shutil
 
-    from dpdeblur.train import train
+    from dpdeblur.training.train import train
 
     broken = tmp_path / "broken"
     shutil.copytree(synth_tree, broken)
@@ -198,15 +198,15 @@ def test_broken_dataset_fails_its_check_before_training(synth_tree, tmp_path):
 
 
 def test_unknown_model_lists_the_known_ones(tmp_path):
-    from dpdeblur.train import train
+    from dpdeblur.training.train import train
 
     with pytest.raises(ConfigError, match=r"unknown model 'resnet'.*dpanet.*k3dn_tiny"):
         train(make_cfg(tmp_path, [*TINY, "model.name=resnet"]))
 
 
 def test_non_finite_loss_stops_with_a_clear_message_and_a_good_checkpoint(tmp_path, monkeypatch):
-    from dpdeblur import losses
-    from dpdeblur.train import train
+    from dpdeblur.training import losses
+    from dpdeblur.training.train import train
 
     calls = {"n": 0}
     original = losses.CompositeLoss.forward
@@ -239,8 +239,8 @@ def test_non_finite_loss_stops_with_a_clear_message_and_a_good_checkpoint(tmp_pa
 
 
 def test_eval_refuses_a_checkpoint_of_another_model(tmp_path):
-    from dpdeblur.evaluate import evaluate
     from dpdeblur.models import create_model
+    from dpdeblur.training.evaluate import evaluate
 
     path = tmp_path / "other.pt"
     torch.save(create_model("dpanet", width=0.125).state_dict(), path)
@@ -258,7 +258,7 @@ def test_eval_refuses_a_checkpoint_of_another_model(tmp_path):
 
 
 def test_wandb_runs_offline_without_network(tmp_path, monkeypatch):
-    from dpdeblur.train import train
+    from dpdeblur.training.train import train
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dpdeblur.profiling import cpu_peak_bytes
+from dpdeblur.hardware import cpu_peak_bytes
 
 
 def stacked_correlation(x1: torch.Tensor, x2: torch.Tensor, d: int = 4) -> torch.Tensor:

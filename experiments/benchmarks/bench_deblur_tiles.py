@@ -8,7 +8,7 @@ Each setting (``--tiles``: 0 = the whole image, else the tile side; the overlap 
 deblurrer's default) runs in its own subprocess, so peaks do not mix: one pass of
 :class:`dpdeblur.inference.engine.Deblurrer` over a random DP pair (tiling, the model's
 padding, blending included). Reported per setting: wall seconds; the peak bytes held by
-tensors allocated during the pass (``dpdeblur.profiling.cpu_peak_bytes``: activations,
+tensors allocated during the pass (``dpdeblur.hardware.cpu_peak_bytes``: activations,
 per-tile copies and the blend buffers); and the resident set size before the pass
 (Python, torch, the weights and the input pair), to which the pass adds at most that peak.
 The pass runs once, under the profiler (its bookkeeping costs a few percent of the time;
@@ -46,7 +46,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     from dpdeblur.inference.engine import Deblurrer, TileOptions
     from dpdeblur.models import create_model
-    from dpdeblur.profiling import cpu_peak_bytes
+    from dpdeblur.hardware import cpu_peak_bytes
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from dpdeblur.convert import load_converted
+    from dpdeblur.runs.releases.dpanet import load_converted
     from dpdeblur.models import create_model
 
     if args.threads:

@@ -9,7 +9,7 @@ MACs (complete and op by op) at 256x256; for the main models also forward and
 forward+backward seconds at 256x256, full-resolution (1120x1680) inference seconds and peak
 memory, and training samples/s; then the data loader's samples/s (PNG vs ``.npy`` cache). On a
 GPU (``--device cuda``, the default when one is visible) the main models also get bf16/fp16
-autocast, ``channels_last`` and ``torch.compile`` variants. :mod:`dpdeblur.benchmarks.suite`
+autocast, ``channels_last`` and ``torch.compile`` variants. :mod:`dpdeblur.research.benchmarks.suite`
 says exactly what is measured and why.
 """
 
@@ -24,7 +24,7 @@ from dpdeblur.errors import DpdeblurError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dpdeblur.benchmarks.suite import MAIN_MODELS, SECTIONS
+    from dpdeblur.research.benchmarks.suite import MAIN_MODELS, SECTIONS
 
     parser = subparsers.add_parser(
         "all",
@@ -86,9 +86,9 @@ def _device(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpdeblur.benchmarks.suite import SECTIONS, BenchPlan, run_bench
     from dpdeblur.cli.bench_cost import _resolve
     from dpdeblur.models import list_models
+    from dpdeblur.research.benchmarks.suite import SECTIONS, BenchPlan, run_bench
 
     known = list_models()
     models = _resolve(args.models, known)

@@ -6,7 +6,7 @@
 
 Prints a Markdown table: parameters, GMACs per operator class (plain convs, same-padding
 convs, deformable convs, correlation, ...), the complete count and the ``thop``-like count
-that papers report (see :mod:`dpdeblur.cost`).
+that papers report (see :mod:`dpdeblur.research.benchmarks.macs`).
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def _resolve(patterns: list[str], known: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpdeblur.cost import count_macs, format_table
     from dpdeblur.models import create_model, list_models
+    from dpdeblur.research.benchmarks.macs import count_macs, format_table
 
     height, width = args.size
     if height < 1 or width < 1:

@@ -35,7 +35,7 @@ def demo_model_config() -> dict:
     """The demo experiment's model, as ``conf/experiment/demo.yaml`` composes it."""
     from omegaconf import OmegaConf
 
-    from dpdeblur.config import compose_config
+    from dpdeblur.training.config import compose_config
 
     cfg = compose_config("train", ["experiment=demo"], Path("."))
     config = OmegaConf.to_container(cfg.model, resolve=True)
@@ -56,8 +56,8 @@ def _builder(args):
 
 
 def run(args) -> int:
-    from dpdeblur.benchmarks.cpu_training import cpu_training_variants, render_cpu_training
-    from dpdeblur.benchmarks.machine import describe_machine
+    from dpdeblur.hardware import describe_machine
+    from dpdeblur.research.benchmarks.cpu_training import cpu_training_variants, render_cpu_training
 
     name, kwargs, build = _builder(args)
     results = cpu_training_variants(build, args.batch, args.crop, args.steps)

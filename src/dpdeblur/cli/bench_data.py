@@ -79,8 +79,8 @@ def measure_data_path(
 
     Samples read the files a training step reads (``TRAIN_ROLES``: left, right, target).
     """
-    from dpdeblur.benchmarks.machine import describe_machine, load_average
     from dpdeblur.data.datamodule import TRAIN_ROLES
+    from dpdeblur.hardware import describe_machine, load_average
 
     load_start = load_average()
     with tempfile.TemporaryDirectory() as scratch:

@@ -4,7 +4,7 @@
     dpdeblur-bench figures --runs outputs/train/multiruns/... --bench experiments/results/bench.json
     dpdeblur-bench figures --gain-runs outputs/eval/runs/2025-...    # gain figure of that run
 
-Reference points are the DPANet paper's Table I (see :mod:`dpdeblur.figures.references`);
+Reference points are the DPANet paper's Table I (see :mod:`dpdeblur.research.figures.references`);
 our points are the scored runs found under ``--runs`` (run directories, or folders searched
 for ``metrics.json``; default: the log folder, ``$DPDEBLUR_OUTPUTS`` or ``outputs``, when it
 exists). MACs of registry models come from ``--bench`` when it has them, else are counted.
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _default_runs() -> list[Path]:
     """The log folder when it holds runs; else none (reference points only)."""
-    from dpdeblur.tables.discover import is_run_dir
+    from dpdeblur.research.tables.discover import is_run_dir
 
     log_dir = Path(os.environ.get("DPDEBLUR_OUTPUTS", "outputs"))
     if log_dir.is_dir() and any(is_run_dir(p) for p in (log_dir, *log_dir.glob("**/"))):
@@ -65,9 +65,9 @@ def _default_runs() -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpdeblur.figures.build import build_figures
-    from dpdeblur.figures.references import load_references, published
-    from dpdeblur.figures.sizes import SizeLookup
+    from dpdeblur.research.figures.build import build_figures
+    from dpdeblur.research.figures.references import load_references, published
+    from dpdeblur.research.figures.sizes import SizeLookup
 
     if args.runs is None:
         args.runs = _default_runs()

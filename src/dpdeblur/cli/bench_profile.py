@@ -64,7 +64,7 @@ def _model(args):
 def profile_train_step(args) -> None:
     from torch.profiler import ProfilerActivity, profile
 
-    from dpdeblur.benchmarks.timing import random_pair, training_loss
+    from dpdeblur.research.benchmarks.timing import random_pair, training_loss
 
     model = _model(args).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -152,7 +152,7 @@ def _correlation_shapes(args) -> list[tuple[tuple[int, ...], int]]:
 
     corr._correlation_forward = spy
     try:
-        from dpdeblur.benchmarks.timing import random_pair
+        from dpdeblur.research.benchmarks.timing import random_pair
 
         model = _model(args).eval()
         left, right = random_pair(args.batch, (args.crop, args.crop), torch.device("cpu"))

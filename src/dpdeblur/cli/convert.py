@@ -3,7 +3,7 @@
     dpdeblur-convert dpanet final.pth weights/dpanet_release.pt
 
 The release's keys are renamed to this package's modules; a checkpoint that does not map
-completely is refused with the missing and unexpected keys named (see dpdeblur.convert).
+completely is refused with the missing and unexpected keys named (see dpdeblur.runs.releases.dpanet).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dpdeblur.cli.common import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dpdeblur.convert import CONVERTERS
+    from dpdeblur.runs.releases.dpanet import CONVERTERS
 
     parser = argparse.ArgumentParser(prog="dpdeblur-convert", description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(CONVERTERS), help="which release")
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     def _run() -> int:
-        from dpdeblur.convert import CONVERTERS
+        from dpdeblur.runs.releases.dpanet import CONVERTERS
 
         args = build_parser().parse_args(argv)
         out = CONVERTERS[args.model](args.src, args.out)

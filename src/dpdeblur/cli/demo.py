@@ -98,8 +98,8 @@ def train_overrides(
 
 def train_model(out: Path, minutes: float, overrides: list[str]) -> dict:
     """Train the demo experiment for ``minutes``; returns ``train()``'s summary."""
-    from dpdeblur.config import compose_config
-    from dpdeblur.train import train
+    from dpdeblur.training.config import compose_config
+    from dpdeblur.training.train import train
 
     seconds = int(minutes * 60)
     budget = f"00:00:{seconds // 60:02d}:{seconds % 60:02d}"
@@ -112,8 +112,8 @@ def train_model(out: Path, minutes: float, overrides: list[str]) -> dict:
 
 def protocol_scores(out: Path, weights: Path, data_root: Path) -> dict:
     """Per-image means on the tree's test split under the evaluation protocol (dpdeblur-eval)."""
-    from dpdeblur.config import compose_config
-    from dpdeblur.evaluate import evaluate
+    from dpdeblur.training.config import compose_config
+    from dpdeblur.training.evaluate import evaluate
 
     overrides = [
         f"ckpt={weights}",
@@ -138,11 +138,11 @@ def defocus_scores(
     import torch
     from tqdm import tqdm
 
-    from dpdeblur.checkpoints import load_model
     from dpdeblur.data.datasets import DPDDDataset
     from dpdeblur.metrics import DefocusBandScores, mae, psnr, ssim
     from dpdeblur.models.output import output_image
-    from dpdeblur.panels import panel_grid, panel_sample, save_panel
+    from dpdeblur.runs.checkpoints import load_model
+    from dpdeblur.training.panels import panel_grid, panel_sample, save_panel
 
     model, _ = load_model(weights)
     test = DPDDDataset(data_root, "test")
@@ -169,8 +169,8 @@ def defocus_scores(
 
 def gain_figure(eval_dir: Path, out: Path) -> Path | None:
     """Bars of each test image's PSNR gain over its blurry input, sorted (docs/benchmarks.md)."""
-    from dpdeblur.figures.plots import per_image_gain, save
-    from dpdeblur.figures.runs import read_image_rows, scored_runs
+    from dpdeblur.research.figures.plots import per_image_gain, save
+    from dpdeblur.research.figures.runs import read_image_rows, scored_runs
 
     runs, _ = scored_runs([eval_dir])
     if not runs:
@@ -215,11 +215,11 @@ def demo(
     minutes: float,
     pool_scenes: int | None = None,
 ) -> int:
-    from dpdeblur.config import compose_config
     from dpdeblur.data.check import check_dataset
     from dpdeblur.data.datasets import DPDDDataset
     from dpdeblur.data.synthetic import SyntheticDPDataset
     from dpdeblur.data.writer import write_synthetic_dpdd
+    from dpdeblur.training.config import compose_config
 
     start = time.perf_counter()
     data_root = out / "data"
@@ -260,7 +260,7 @@ def demo(
         print(f"done in {time.perf_counter() - start:.1f}s (training skipped: --minutes 0)")
         return 0
 
-    from dpdeblur.benchmarks.machine import cpu_has_native_bf16
+    from dpdeblur.hardware import cpu_has_native_bf16
 
     model = experiment.model
     native_bf16 = cpu_has_native_bf16()

@@ -1,9 +1,9 @@
 """Hydra entry points with one-line errors: ``dpdeblur-train`` and ``dpdeblur-eval``.
 
-The configs are found wherever the package is installed (:func:`dpdeblur.config.config_dir`);
+The configs are found wherever the package is installed (:func:`dpdeblur.training.config.config_dir`);
 a user's own folder can be added with ``--config-dir``. User errors (bad data root, unknown
 model, unusable checkpoint) print ``error: ...`` and exit 2; in a multirun a failing job is
-logged and the sweep goes on (:func:`dpdeblur.runs.guarded`).
+logged and the sweep goes on (:func:`dpdeblur.training.guard.guarded`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from dpdeblur.config import config_dir, register_resolvers
 from dpdeblur.errors import DpdeblurError
+from dpdeblur.training.config import config_dir, register_resolvers
 
 
 def user_error(err: BaseException) -> DpdeblurError | None:
@@ -33,7 +33,7 @@ def user_error(err: BaseException) -> DpdeblurError | None:
 def run_hydra(config_name: str, task: Callable[[DictConfig], dict], objective: str) -> None:
     import hydra
 
-    from dpdeblur.runs import guarded
+    from dpdeblur.training.guard import guarded
 
     register_resolvers()
 
@@ -55,12 +55,12 @@ def run_hydra(config_name: str, task: Callable[[DictConfig], dict], objective: s
 
 
 def train_main() -> None:
-    from dpdeblur.train import train
+    from dpdeblur.training.train import train
 
     run_hydra("train", train, "val/psnr")
 
 
 def eval_main() -> None:
-    from dpdeblur.evaluate import evaluate
+    from dpdeblur.training.evaluate import evaluate
 
     run_hydra("eval", evaluate, "test/psnr")

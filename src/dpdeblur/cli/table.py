@@ -44,7 +44,7 @@ def render_tables(
     split: str = "test",
     protocol: str | None = None,
 ) -> str:
-    from dpdeblur.tables import collect_table, find_runs, load_table, render, tables_of
+    from dpdeblur.research.tables import collect_table, find_runs, load_table, render, tables_of
 
     runs = find_runs(runs_paths)
     names = tables or tables_of(runs)

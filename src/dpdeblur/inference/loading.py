@@ -6,7 +6,7 @@
 - the authors' released DPANet ``final.pth`` is converted in memory, as
   ``dpdeblur-convert dpanet`` would.
 
-Reading and strict loading are :mod:`dpdeblur.checkpoints`'s; every failure is a one-line
+Reading and strict loading are :mod:`dpdeblur.runs.checkpoints`'s; every failure is a one-line
 :class:`~dpdeblur.errors.CheckpointError`.
 """
 
@@ -18,14 +18,14 @@ from typing import Any
 
 from torch import nn
 
-from dpdeblur.checkpoints import load_model, read_checkpoint
 from dpdeblur.errors import CheckpointError
+from dpdeblur.runs.checkpoints import load_model, read_checkpoint
 
 
 def _release_dpanet(payload: Mapping, path: Path) -> nn.Module:
     """DPANet with the authors' weights from their ``final.pth`` (already read)."""
-    from dpdeblur.convert import convert_dpanet_state_dict, strip_prefix
     from dpdeblur.models import create_model
+    from dpdeblur.runs.releases.dpanet import convert_dpanet_state_dict, strip_prefix
 
     model = create_model("dpanet")
     state = convert_dpanet_state_dict(strip_prefix(payload["G_state_dict"]), model, path)

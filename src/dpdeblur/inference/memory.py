@@ -63,7 +63,7 @@ def _peak_during(run, device: torch.device) -> int:
         run()
         torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - base)
-    from dpdeblur.profiling import cpu_peak_bytes
+    from dpdeblur.hardware import cpu_peak_bytes
 
     with _native_stderr_silenced():
         return cpu_peak_bytes(run)

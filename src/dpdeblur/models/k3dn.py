@@ -29,7 +29,7 @@ What is whose:
     through the deblur blocks in reverse order (:meth:`DisparityAwareDeblurBlock.reverse`:
     reblur with the same kernels, inverse weights, ``M^-1``) and are decoded by the same
     decoder, with the same skips, into a reblurred image ``B_hat``; the ``reblur`` loss term
-    compares it with ``(L + R) / 2`` (:mod:`dpdeblur.losses`). In eval mode the reverse
+    compares it with ``(L + R) / 2`` (:mod:`dpdeblur.training.losses`). In eval mode the reverse
     path is never run.
   - Output: always a :class:`~dpdeblur.models.output.DeblurOutput`; ``reblurred`` is set in
     training mode (when ``reblur=True``) and ``None`` in eval mode.

@@ -4,7 +4,7 @@
   total padding ``k - 1`` is split with the extra pixel at the right/bottom), used for the
   first conv of every conv block, the cost-volume embedding, the decoder's 2x2 up-conv and
   the output head. Kept as its own type because the paper's FLOP figure (counted with
-  ``thop``) skips it, and :mod:`dpdeblur.cost` reproduces that count.
+  ``thop``) skips it, and :mod:`dpdeblur.research.benchmarks.macs` reproduces that count.
 - :class:`ResBlock`: conv3x3 -> ReLU -> conv3x3 plus identity, no normalisation (EDVR's
   ``ResidualBlock_noBN``), initialised kaiming-normal (fan_in) scaled by 0.1, bias 0.
 - :class:`ConvBlock`: the feature extractor / fusion block of Sec. III-C ("one

@@ -14,7 +14,7 @@ one padded copy of ``x2`` plus one product, O(C x H x W). The backward pass loop
 way.
 
 The computation is registered as the operator ``dpdeblur::correlation`` (``torch.library``)
-so that tools that work per operator, such as :mod:`dpdeblur.cost`'s MAC count with
+so that tools that work per operator, such as :mod:`dpdeblur.research.benchmarks.macs`'s MAC count with
 ``torch.utils.flop_counter``, see it as one op instead of 81 anonymous products.
 """
 

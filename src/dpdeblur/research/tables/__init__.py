@@ -1,0 +1,26 @@
+"""Paper tables from run directories: reference numbers, matching, rendering.
+
+``collect_rows(run_dirs, table)`` returns one plain dict per row of a paper's table (our
+means over seeds beside the paper's numbers, with each row's status); ``render`` turns them
+into Markdown, CSV or LaTeX. ``dpdeblur-table`` and ``make reproduce-table`` are built on
+these; docs/reproduce.md documents the tables, the row dicts (CSV columns) and the recipes.
+"""
+
+from dpdeblur.research.tables.collect import collect_rows, collect_table, tables_of
+from dpdeblur.research.tables.discover import RunRecord, find_runs
+from dpdeblur.research.tables.reference import RowSpec, TableSpec, list_tables, load_table
+from dpdeblur.research.tables.render import FORMATS, render
+
+__all__ = [
+    "FORMATS",
+    "RowSpec",
+    "RunRecord",
+    "TableSpec",
+    "collect_rows",
+    "collect_table",
+    "find_runs",
+    "list_tables",
+    "load_table",
+    "render",
+    "tables_of",
+]

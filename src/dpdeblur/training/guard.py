@@ -1,0 +1,62 @@
+"""The task wrapper of every Hydra job: in a multirun a failing job is recorded and the
+sweep goes on; a single run lets the error reach the command line."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from dpdeblur.errors import DpdeblurError
+from dpdeblur.runs.directory import write_metrics
+
+log = logging.getLogger("dpdeblur")
+
+
+class TrainingDivergedError(DpdeblurError):
+    """The training loss became non-finite; the run stopped at the last good weights."""
+
+
+def is_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:
+        return False
+
+
+def finish_wandb() -> None:
+    """Close a wandb run if one is open (each multirun job must start its own)."""
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except Exception:
+        pass
+
+
+def guarded(task: Callable[[DictConfig], dict], cfg: DictConfig, output_dir: Path) -> dict:
+    """Run ``task``; in a multirun, a failing job is logged (metrics.json status "failed")
+    and the sweep goes on; in a single run the error propagates to the CLI."""
+    try:
+        return task(cfg)
+    except Exception as err:
+        message = (
+            err.one_line() if isinstance(err, DpdeblurError) else f"{type(err).__name__}: {err}"
+        )
+        write_metrics(
+            output_dir,
+            {"status": "failed", "error": message, "experiment": cfg.get("experiment_name")},
+        )
+        if not is_multirun():
+            raise
+        log.error("job failed, the sweep goes on: %s\n%s", message, traceback.format_exc())
+        return {"status": "failed", "error": message}
+    finally:
+        finish_wandb()
