@@ -12,12 +12,13 @@ TEST_WORKERS ?= 2
 # everything (a test step 20x slower). Passive waiting costs nothing measurable alone.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install demo test test-fast lint format bench bench-data reproduce-table clean
+.PHONY: help install demo test test-fast lint import-graph format bench bench-data reproduce-table clean
 
 help:
 	@echo "make demo        synthetic DP data, a small network trained 7 min and scored -> outputs/demo/ (CPU)"
 	@echo "make test        the whole test suite (CPU, hermetic)"
-	@echo "make lint        ruff check + format check"
+	@echo "make lint        ruff check + format check + the import contract (lint-imports)"
+	@echo "make import-graph  the imports between the package's layers, as Mermaid (docs/design.md)"
 	@echo "make bench       params, MACs, timings, full-res memory, data path, figures, CPU training variants -> experiments/results/ (10-18 min, 2 CPU cores)"
 	@echo "make bench-data  data-loader samples/s: PNG decoding vs the uint16 .npy cache"
 	@echo "make reproduce-table TABLE=dpanet-4 DATA=/path/to/dd_dp_dataset_png"
@@ -43,6 +44,10 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
+
+import-graph: $(STAMP)
+	$(BIN)/python -m dpdeblur.cli.layers --format mermaid
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests
@@ -64,7 +69,7 @@ SCALE ?= full
 SEEDS ?=
 OVERRIDES ?=
 reproduce-table: $(STAMP)
-	$(BIN)/python -m dpdeblur.research.reproduce --table $(TABLE) --scale $(SCALE) --out experiments/results \
+	$(BIN)/dpdeblur-reproduce --table $(TABLE) --scale $(SCALE) --out experiments/results \
 		$(if $(DATA),--data $(DATA)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(OVERRIDES),-- $(OVERRIDES))
 
 clean:

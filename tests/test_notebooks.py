@@ -179,7 +179,7 @@ def test_inside_the_networks_hooks_a_checkpoint_and_a_model_trained_there(
         assert (out / png).stat().st_size > 1000, png
     text = printed(nb)
     assert f"DPANet (420,279 parameters): loaded converted checkpoint {checkpoint}" in text
-    assert "K3DN (2,009,486 parameters): no checkpoint given: trained here for 2 steps" in text
+    assert "K3DN (2,010,246 parameters): no checkpoint given: trained here for 2 steps" in text
 
     stats = json.loads((out / "inside_stats.json").read_text())
     assert stats["DPANet"]["origin"] == "checkpoint"
@@ -204,7 +204,7 @@ def test_results_makes_two_runs_and_shows_their_table_and_worst_images(workdir):
     out = figures(workdir, "03_results")
     table = (out / "results.md").read_text().splitlines()
     assert len(table) == 4  # header, rule, one row per run
-    assert "dpdnet x0.0625" in table[2] and "dpdnet x0.125" in table[3]
+    assert "dpdnet_small x0.0625" in table[2] and "dpdnet_small x0.125" in table[3]
     assert all("| ok |" in row and "| 5 |" in row for row in table[2:])
     assert (out / "curves_and_scores.png").stat().st_size > 1000
     worst_pngs = sorted(out.glob("worst_images_*.png"))

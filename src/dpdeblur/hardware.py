@@ -10,7 +10,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torchvision
 from torch.profiler import ProfilerActivity, profile
+
+MEMINFO_PATH = "/proc/meminfo"  # Linux's memory counters, in kB
 
 
 def load_average() -> list[float]:
@@ -45,28 +48,33 @@ def cpu_flags() -> set[str]:
 
 def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
     """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 on x86, BF16 on
-    Arm). There, ``precision=bf16-mixed`` training is much faster than fp32 (the demo model:
-    167 -> 105 ms a step on 2 Sapphire Rapids cores); elsewhere oneDNN emulates it, slower."""
+    Arm). There, ``precision=bf16-mixed`` training is much faster than fp32 (docs/benchmarks.md,
+    "CPU training step"); elsewhere oneDNN emulates it, slower."""
     flags = cpu_flags() if flags is None else flags
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def memory_gib() -> float | None:
-    """Physical memory in GiB (Linux ``/proc/meminfo``)."""
+def meminfo_bytes(field: str) -> int | None:
+    """A ``/proc/meminfo`` field (``MemTotal``, ``MemAvailable``...) in bytes; ``None`` where
+    there is no such file or field (not Linux)."""
     try:
-        with open("/proc/meminfo") as handle:
+        with open(MEMINFO_PATH) as handle:
             for line in handle:
-                if line.startswith("MemTotal:"):
-                    return round(int(line.split()[1]) / 2**20, 1)
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024  # the file counts kB
     except OSError:
         pass
     return None
 
 
+def memory_gib() -> float | None:
+    """Physical memory in GiB (Linux ``/proc/meminfo``)."""
+    total = meminfo_bytes("MemTotal")
+    return None if total is None else round(total / 2**30, 1)
+
+
 def describe_machine(device: torch.device | str = "cpu") -> dict:
     """CPU, cores, torch threads, memory, library versions and the accelerator if used."""
-    import torchvision
-
     device = torch.device(device)
     info = {
         "cpu": cpu_name(),

@@ -1,9 +1,12 @@
-"""``dpdeblur-convert MODEL SRC OUT``: load an author-released checkpoint into our model.
+"""``dpdeblur-convert MODEL SRC OUT``: the authors' released weights as a dpdeblur weights file.
 
     dpdeblur-convert dpanet final.pth weights/dpanet_release.pt
+    dpdeblur-convert k3dn best.pt weights/k3dn_release.pt
 
 The release's keys are renamed to this package's modules; a checkpoint that does not map
-completely is refused with the missing and unexpected keys named (see dpdeblur.runs.releases.dpanet).
+completely is refused with the missing and unexpected keys named (see
+:mod:`dpdeblur.runs.releases`). ``dpdeblur-deblur`` and ``dpdeblur-eval`` also read the
+released files directly, converting them in memory.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import argparse
 from pathlib import Path
 
 from dpdeblur.cli.common import run_cli
+from dpdeblur.runs.checkpoints import convert_release
+from dpdeblur.runs.releases import release_models
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dpdeblur.runs.releases.dpanet import CONVERTERS
-
     parser = argparse.ArgumentParser(prog="dpdeblur-convert", description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(CONVERTERS), help="which release")
+    parser.add_argument("model", choices=release_models(), help="which release")
     parser.add_argument("src", type=Path, help="the released checkpoint (e.g. final.pth)")
     parser.add_argument("out", type=Path, help="where to write the converted weights (.pt)")
     return parser
@@ -26,10 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     def _run() -> int:
-        from dpdeblur.runs.releases.dpanet import CONVERTERS
-
         args = build_parser().parse_args(argv)
-        out = CONVERTERS[args.model](args.src, args.out)
+        out = convert_release(args.model, args.src, args.out)
         print(f"converted {args.src} -> {out} ({args.model})")
         return 0
 

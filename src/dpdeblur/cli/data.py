@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 from dpdeblur.cli.common import run_subcommand
+from dpdeblur.data.check import check_dataset
 from dpdeblur.errors import DataError
 
 
 def _check(args: argparse.Namespace) -> int:
-    from dpdeblur.data.check import check_dataset
-
     report = check_dataset(
         args.root,
         kind=args.kind,
@@ -33,6 +32,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    # Imported here for start-up time: the renderer needs torch, `check` and `--help` do not.
     from dpdeblur.data.writer import write_synthetic_dpdd
 
     out = Path(args.out)

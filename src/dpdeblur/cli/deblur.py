@@ -171,8 +171,8 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from dpdeblur.inference.engine import Deblurrer, TileOptions, resolve_device
-    from dpdeblur.inference.loading import describe, load_for_inference
     from dpdeblur.inference.outputs import prepare_output
+    from dpdeblur.runs.checkpoints import describe, load_model
 
     records, layout = _records(args)
     folder, file = prepare_output(args.output, single_pair=len(records) == 1)
@@ -180,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     kwargs = dict(args.model_arg)
     if kwargs and args.model is None:
         raise ConfigError("--model-arg needs --model", fix="pass --model NAME")
-    model, info = load_for_inference(args.ckpt, args.model, kwargs)
+    model, info = load_model(args.ckpt, args.model, kwargs)
     if args.flip_ensemble:
         from dpdeblur.models.ensemble import FlipEnsemble
 

@@ -139,10 +139,10 @@ def defocus_scores(
     from tqdm import tqdm
 
     from dpdeblur.data.datasets import DPDDDataset
+    from dpdeblur.data.panels import comparison_row, render_panel, save_panel
     from dpdeblur.metrics import DefocusBandScores, mae, psnr, ssim
     from dpdeblur.models.output import output_image
     from dpdeblur.runs.checkpoints import load_model
-    from dpdeblur.training.panels import panel_grid, panel_sample, save_panel
 
     model, _ = load_model(weights)
     test = DPDDDataset(data_root, "test")
@@ -161,8 +161,8 @@ def defocus_scores(
         input_bands.update(blurry, target, coc)
         for name, metric in (("psnr", psnr), ("ssim", ssim), ("mae", mae)):
             per_image[name].append(float(metric(blurry, target)[0]))
-        panels.append(panel_sample(sample["left"][None], sample["right"][None], restored, target))
-    save_panel(panel_grid(panels), panel_path)
+        panels.append(comparison_row(sample["left"], sample["right"], restored[0], target[0]))
+    save_panel(render_panel(panels), panel_path)
     input_means = {name: sum(values) / len(values) for name, values in per_image.items()}
     return input_means, input_bands.rows(), model_bands.rows()
 
@@ -170,14 +170,14 @@ def defocus_scores(
 def gain_figure(eval_dir: Path, out: Path) -> Path | None:
     """Bars of each test image's PSNR gain over its blurry input, sorted (docs/benchmarks.md)."""
     from dpdeblur.research.figures.plots import per_image_gain, save
-    from dpdeblur.research.figures.runs import read_image_rows, scored_runs
+    from dpdeblur.research.figures.runs import scored_runs
 
     runs, _ = scored_runs([eval_dir])
     if not runs:
         return None
-    run = runs[0]
-    run.label = "demo, held-out synthetic test split"
-    return save(per_image_gain(run, read_image_rows(run.images_csv())), out, "per_image_gain")[0]
+    split = runs[0].scored_split
+    label = "demo, held-out synthetic test split"
+    return save(per_image_gain(label, split, runs[0].image_rows(split)), out, "per_image_gain")[0]
 
 
 def results_table(

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from dpdeblur.cli.common import run_cli
-from dpdeblur.errors import DpdeblurError
+from dpdeblur.research.tables.render import render_tables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,37 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, help="write here instead of printing")
     return parser
-
-
-def render_tables(
-    runs_paths: list[Path],
-    tables: list[str] | None = None,
-    fmt: str = "md",
-    split: str = "test",
-    protocol: str | None = None,
-) -> str:
-    from dpdeblur.research.tables import collect_table, find_runs, load_table, render, tables_of
-
-    runs = find_runs(runs_paths)
-    names = tables or tables_of(runs)
-    if not names:
-        raise DpdeblurError(
-            "the runs name no table (no `table` key in their config.yaml)",
-            runs_paths[0],
-            "pass --table NAME (dpanet-1, dpanet-2, dpanet-3, dpanet-4, k3dn-ablation)",
-        )
-    if fmt == "csv" and len(names) > 1:
-        raise DpdeblurError(
-            f"the runs belong to several tables ({', '.join(names)}); CSV holds one",
-            runs_paths[0],
-            "pass --table NAME",
-        )
-    parts = []
-    for name in names:
-        spec = load_table(name)
-        rows = collect_table(runs, spec, split=split, protocol=protocol)
-        parts.append(render(rows, spec, fmt, split))
-    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from dpdeblur.data.io import read_raw
 from dpdeblur.data.layout import SPLITS, DPRecord, index_dpdd_split, index_pixel, resolve_dpdd_root
-from dpdeblur.errors import DataError
+from dpdeblur.data.samples import DecodedFile, sample_problems
+from dpdeblur.errors import BitDepthError, DataError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -72,11 +73,19 @@ def png_header(path: Path) -> tuple[int, int, int]:
     return height, width, head[24]
 
 
-def _inspect(path: Path, quick: bool) -> tuple[int, int, int]:
+def _inspect(role: str, path: Path, quick: bool) -> DecodedFile:
     if quick and path.suffix.lower() == ".png":
-        return png_header(path)
+        height, width, bits = png_header(path)
+        return DecodedFile(role, path, (height, width), bits)
     raw = read_raw(path)
-    return raw.pixels.shape[0], raw.pixels.shape[1], raw.bit_depth
+    return DecodedFile(role, path, raw.pixels.shape[:2], raw.bit_depth)
+
+
+def _inspect_or_error(role: str, path: Path, quick: bool) -> DecodedFile | DataError:
+    try:
+        return _inspect(role, path, quick)
+    except DataError as err:
+        return err
 
 
 def _check_records(
@@ -89,44 +98,30 @@ def _check_records(
     quick: bool,
     workers: int,
 ) -> None:
+    """Decode every file of ``records`` (``workers`` threads) and report each sample's
+    problems (:func:`~dpdeblur.data.samples.sample_problems`)."""
     jobs = [(record, role, path) for record in records for role, path in record.files().items()]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda job: _safe_inspect(job[2], quick), jobs))
-    shapes: dict[str, dict[str, tuple[Path, tuple[int, int]]]] = {}
-    for (record, role, path), result in zip(jobs, results, strict=True):
+        results = list(pool.map(lambda job: _inspect_or_error(job[1], job[2], quick), jobs))
+    decoded: dict[str, list[DecodedFile]] = {}
+    for (record, _, _), result in zip(jobs, results, strict=True):
         if isinstance(result, DataError):
             problems.append(result.one_line())
             continue
-        height, width, bits = result
-        report.bit_depths[bits] += 1
-        if min_bits is not None and bits < min_bits:
-            message = f"{path}: {bits}-bit image where {min_bits}-bit is expected"
-            if allow_lower_bits:
-                warnings.append(message)
-            else:
-                problems.append(f"{message} -- use the original 16-bit files (or --allow-8bit)")
-        shapes.setdefault(record.name, {})[role] = (path, (height, width))
+        report.bit_depths[result.bit_depth] += 1
+        decoded.setdefault(record.name, []).append(result)
     for record in records:
-        roles = shapes.get(record.name, {})
-        if not roles:
+        files = decoded.get(record.name)
+        if not files:
             continue
-        first_path, first_shape = next(iter(roles.values()))
-        report.sizes[first_shape] += 1
-        for role, (path, shape) in roles.items():
-            if shape != first_shape:
-                problems.append(
-                    f"{path}: {role} image is {shape[1]}x{shape[0]} but {first_path.name} is "
-                    f"{first_shape[1]}x{first_shape[0]} (WxH) -- views of a sample must have one size"
-                )
+        report.sizes[files[0].size] += 1
+        for problem in sample_problems(files, min_bits, "pass --allow-8bit to accept them"):
+            if allow_lower_bits and isinstance(problem, BitDepthError):
+                warnings.append(f"{problem.path}: {problem.problem}")
+            else:
+                problems.append(problem.one_line())
         if record.scene:
             report.scenes[record.scene] += 1
-
-
-def _safe_inspect(path: Path, quick: bool):
-    try:
-        return _inspect(path, quick)
-    except DataError as err:
-        return err
 
 
 def check_dataset(

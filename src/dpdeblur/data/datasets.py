@@ -1,10 +1,11 @@
-"""DPDD and PIXEL as torch datasets of sample dicts (DESIGN.md, "How data flows").
+"""DPDD and PIXEL as torch datasets of sample dicts (docs/data.md, "Samples").
 
 A sample is a dict: ``left``, ``right`` (3xHxW float32 in [0, 1]), ``combined`` and
 ``target`` where the data has them, ``name``, ``bit_depth`` (the lowest of the sample's
 files: 16 for DPDD), and ``scene`` ("indoor"/"outdoor") on DPDD's 76-image test split.
 
-Every file of a sample is checked as it is read: a missing or corrupt file, views of
+Every file of a sample is checked when the sample is read
+(:func:`~dpdeblur.data.samples.sample_problems`): a missing or corrupt file, views of
 different sizes, or an 8-bit file where 16 bits are expected raise a one-line
 :class:`~dpdeblur.errors.DataError` naming the file. Nothing is skipped silently.
 """
@@ -22,8 +23,13 @@ from torch.utils.data import Dataset
 from dpdeblur.data.cache import ArrayCache
 from dpdeblur.data.io import read_raw
 from dpdeblur.data.layout import DPRecord, index_dpdd_split, index_pixel, resolve_dpdd_root
+from dpdeblur.data.samples import DecodedFile, is_portrait, portrait_to_landscape, sample_problems
 from dpdeblur.data.transforms import ToTensor
-from dpdeblur.errors import BitDepthError, DataError
+from dpdeblur.errors import BitDepthError
+
+# The files a DPDD training sample reads: the model's inputs and the loss's target. The
+# combined view serves only the input PSNR of val/test rows, so training skips decoding it.
+TRAIN_ROLES = ("left", "right", "target")
 
 
 def _transform_rng() -> np.random.Generator:
@@ -33,7 +39,7 @@ def _transform_rng() -> np.random.Generator:
 
 
 class DPFileDataset(Dataset):
-    """Samples from a list of :class:`DPRecord` (files on disk), checked as they are read.
+    """Samples from a list of :class:`DPRecord` (files on disk), checked when they are read.
 
     Args:
         records: one record per sample.
@@ -41,7 +47,8 @@ class DPFileDataset(Dataset):
         min_bits: lowest accepted bit depth (16 for DPDD); ``None`` accepts anything.
         allow_lower_bits: turn a bit-depth shortfall into a warning instead of an error.
         cache_dir: decode each file once into a uint16 ``.npy`` memory map there.
-        rotate_portrait: rotate portrait images 90 degrees counter-clockwise to landscape.
+        rotate_portrait: turn portrait images to landscape
+            (:func:`~dpdeblur.data.samples.portrait_to_landscape`).
         roles: read only these of a record's files (e.g. training never reads the combined
             view, which no loss uses: a quarter of the decoding saved); ``None`` reads all.
     """
@@ -75,45 +82,37 @@ class DPFileDataset(Dataset):
         raw = read_raw(path)
         return raw.pixels, raw.bit_depth
 
-    def _check_bits(self, path: Path, bits: int) -> None:
-        if self.min_bits is None or bits >= self.min_bits:
-            return
-        message = f"{bits}-bit image where {self.min_bits}-bit is expected"
-        if not self.allow_lower_bits:
-            raise BitDepthError(
-                message,
-                path,
-                "use the original 16-bit files, or set data.allow_8bit=true to accept them",
-            )
-        if path not in self._warned:
-            self._warned.add(path)
-            warnings.warn(f"{path}: {message}; scores will not match 16-bit results", stacklevel=3)
+    def _check(self, files: list[DecodedFile]) -> None:
+        """Raise the sample's first problem; a bit-depth shortfall where lower depths are
+        allowed is a warning instead (once per file)."""
+        problems = sample_problems(
+            files, self.min_bits, how_to_accept="set data.allow_8bit=true to accept them"
+        )
+        for problem in problems:
+            if not (self.allow_lower_bits and isinstance(problem, BitDepthError)):
+                raise problem
+            if problem.path not in self._warned:
+                self._warned.add(problem.path)
+                warnings.warn(
+                    f"{problem.path}: {problem.problem}; scores will not match 16-bit results",
+                    stacklevel=3,
+                )
 
     def load_arrays(self, index: int) -> dict:
         """The sample's raw HxWx3 arrays (integer, possibly memory-mapped) and metadata."""
         record = self.records[index]
         sample: dict = {"name": record.name}
-        depths = []
-        reference: tuple[Path, tuple[int, ...]] | None = None
+        files = []
         for role, path in record.files().items():
             if self.roles is not None and role not in self.roles:
                 continue
             pixels, bits = self._read(path)
-            self._check_bits(path, bits)
-            if reference is None:
-                reference = (path, pixels.shape[:2])
-            elif pixels.shape[:2] != reference[1]:
-                raise DataError(
-                    f"{role} image is {pixels.shape[1]}x{pixels.shape[0]} but "
-                    f"{reference[0].name} is {reference[1][1]}x{reference[1][0]} (WxH)",
-                    path,
-                    "all views and the target of a sample must have the same size",
-                )
-            if self.rotate_portrait and pixels.shape[0] > pixels.shape[1]:
-                pixels = np.rot90(pixels, 1)  # counter-clockwise, as PIXEL is usually shown
+            files.append(DecodedFile(role, path, pixels.shape[:2], bits))
+            if self.rotate_portrait and is_portrait(pixels):
+                pixels = portrait_to_landscape(pixels)
             sample[role] = pixels
-            depths.append(bits)
-        sample["bit_depth"] = min(depths)
+        self._check(files)
+        sample["bit_depth"] = min(file.bit_depth for file in files)
         if record.scene is not None:
             sample["scene"] = record.scene
         return sample

@@ -1,4 +1,4 @@
-"""Image I/O at full bit depth (protocol.md, "Reading").
+"""Image I/O at full bit depth (docs/evaluation.md, "Reading pixels").
 
 DPDD ships 16-bit sRGB PNGs. Two silent traps lose the low byte: OpenCV's ``imread``
 without flags (8 bits, BGR) and imageio's default Pillow backend (reads a 16-bit RGB PNG
@@ -20,7 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dpdeblur.errors import BitDepthError, DataError, ImageReadError
+from dpdeblur.data.samples import bit_depth_error
+from dpdeblur.errors import DataError, ImageReadError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -104,12 +105,9 @@ def read_image(path: str | Path, min_bits: int | None = None) -> tuple[np.ndarra
     8-bit copy has lost information and would silently change every score).
     """
     raw = read_raw(path)
-    if min_bits is not None and raw.bit_depth < min_bits:
-        raise BitDepthError(
-            f"{raw.bit_depth}-bit image where {min_bits}-bit is expected",
-            path,
-            "use the original 16-bit PNGs (or pass allow_8bit=true to accept it with a warning)",
-        )
+    shortfall = bit_depth_error(Path(path), raw.bit_depth, min_bits, "read without min_bits")
+    if shortfall is not None:
+        raise shortfall
     return to_float(raw.pixels), raw.bit_depth
 
 
@@ -169,7 +167,7 @@ def write_png(path: str | Path, image, bits: int = 16) -> Path:
 
 def to_tensor(image: np.ndarray):
     """HxWx3 float32 numpy -> 3xHxW float32 torch tensor (no copy of the values' scale)."""
-    import torch
+    import torch  # here only: `dpdeblur-data check` reads images and starts without torch
 
     return torch.from_numpy(np.ascontiguousarray(np.transpose(image, (2, 0, 1))))
 

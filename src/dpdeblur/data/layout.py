@@ -1,4 +1,5 @@
-"""Where DP datasets keep their files: layout detection and indexing (protocol.md).
+"""Where DP datasets keep their files: layout detection and indexing (docs/evaluation.md,
+"DPDD").
 
 Two DPDD layouts are read, detected automatically:
 
@@ -18,6 +19,9 @@ gives the right pairing even though their names differ. Counts must match.
 
 PIXEL layouts (left/right only): the DPDD-style ``{split}_l/source`` + ``{split}_r/source``
 tree, ``inputL``/``inputR`` folders, or one folder of ``*_L.png`` / ``*_R.png`` pairs.
+
+A view file's ``_L``/``_R`` suffix (either case) is read by :func:`split_view_suffix`, and
+the sample's name is its stem without it (:func:`sample_name`), wherever views are named.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from dpdeblur.data.io import list_images
 from dpdeblur.errors import DataError
 
 SPLITS = ("train", "val", "test")
+
+# How DP view files are told apart when they share a folder or a name (official layout).
+VIEW_SUFFIXES = {"left": "_L", "right": "_R"}
+_VIEW_SUFFIX = re.compile(r"^(?P<name>.+)_(?P<view>[LRlr])$")
 
 # 0-based positions, in the name-sorted DPDD test list (76 scenes), of the indoor scenes.
 DPDD_TEST_COUNT = 76
@@ -113,9 +121,20 @@ def resolve_dpdd_root(root: str | Path) -> tuple[Path, str]:
     )
 
 
-def _stem_without_view_suffix(path: Path, suffix: str) -> str:
-    stem = path.stem
-    return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
+def split_view_suffix(stem: str) -> tuple[str, str | None]:
+    """``"scene_L"`` -> ``("scene", "left")``, ``"scene_r"`` -> ``("scene", "right")``; a stem
+    without a ``_L``/``_R`` suffix (either case) after its name -> ``(stem, None)``."""
+    match = _VIEW_SUFFIX.match(stem)
+    if match is None:
+        return stem, None
+    return match["name"], "left" if match["view"].upper() == "L" else "right"
+
+
+def sample_name(path: Path, view: str) -> str:
+    """The name of the sample a ``view`` ("left"/"right") file belongs to: its stem without
+    that view's suffix (``_L`` or ``_R``, either case), or the whole stem if it has none."""
+    name, found = split_view_suffix(path.stem)
+    return name if found == view else path.stem
 
 
 def _images_or_error(folder: Path, role: str, split: str) -> list[Path]:
@@ -157,7 +176,6 @@ def index_dpdd_split(root: Path, split: str, layout: str) -> list[DPRecord]:
             root,
             "the views must pair one to one; re-extract the missing files",
         )
-    suffixes = {"left": "_L", "right": "_R"} if layout == "official" else {"left": "", "right": ""}
     records = []
     labels = (
         dpdd_scene_labels(counts["combined"]) if split == "test" else [None] * counts["combined"]
@@ -165,7 +183,8 @@ def index_dpdd_split(root: Path, split: str, layout: str) -> list[DPRecord]:
     for i, combined in enumerate(files["combined"]):
         name = combined.stem
         for view in ("left", "right"):
-            view_name = _stem_without_view_suffix(files[view][i], suffixes[view])
+            path = files[view][i]
+            view_name = sample_name(path, view) if layout == "official" else path.stem
             if view_name != name:
                 raise DataError(
                     f"{view} view name does not match combined view '{combined.name}' at sorted position {i}",
@@ -185,21 +204,17 @@ def index_dpdd_split(root: Path, split: str, layout: str) -> list[DPRecord]:
     return records
 
 
-_VIEW_PAIR = re.compile(r"^(?P<name>.+)_(?P<view>[LRlr])$")
-
-
 def _pairs_in_flat_folder(folder: Path) -> list[DPRecord]:
     lefts: dict[str, Path] = {}
     rights: dict[str, Path] = {}
     for path in list_images(folder):
-        match = _VIEW_PAIR.match(path.stem)
-        if match is None:
-            continue
-        (lefts if match["view"].upper() == "L" else rights)[match["name"]] = path
+        name, view = split_view_suffix(path.stem)
+        if view is not None:
+            (lefts if view == "left" else rights)[name] = path
     unpaired = sorted(set(lefts) ^ set(rights))
     if unpaired:
         name = unpaired[0]
-        missing = "_R" if name in lefts else "_L"
+        missing = VIEW_SUFFIXES["right" if name in lefts else "left"]
         raise DataError(
             f"'{name}' has no {missing} partner ({len(unpaired)} unpaired in all)",
             folder / f"{name}{missing}.png",
@@ -244,7 +259,7 @@ def index_pixel(root: str | Path, split: str = "test") -> tuple[list[DPRecord], 
             "every left view needs its right view",
         )
     records = [
-        DPRecord(name=_stem_without_view_suffix(lp, "_L"), left=lp, right=rp)
+        DPRecord(name=sample_name(lp, "left"), left=lp, right=rp)
         for lp, rp in zip(lefts, rights, strict=True)
     ]
     return records, layout

@@ -1,4 +1,5 @@
-"""Thin-lens defocus and dual-pixel (DP) point-spread functions (protocol.md, "DP image formation").
+"""Thin-lens defocus and dual-pixel (DP) point-spread functions (docs/synthetic.md, "Image
+formation").
 
 Thin lens (DPANet paper, Sec. III-A, Fig. 2, eqs. 1-2): focal length ``l``, focus distance
 ``s``, aperture diameter ``a = l / N`` (N the f-number). A point at depth ``d`` images to a

@@ -1,9 +1,9 @@
 """A pool of pre-rendered synthetic training scenes, cut into fresh random crops every epoch.
 
 Streaming (:class:`~dpdeblur.data.synthetic.SyntheticDPDataset` rendering new scenes every
-epoch) costs about 20 ms of one CPU core per 128x128 sample. On a 2-core machine the
-renderer takes CPU time from the training step; on a GPU it cannot keep up with the
-network at all. :class:`ScenePool` renders ``scenes`` scenes once, in parallel worker
+epoch) costs CPU time for every sample (docs/benchmarks.md, "Synthetic data"). On a
+2-core machine the renderer takes CPU time from the training step; on a GPU it cannot keep
+up with the network at all. :class:`ScenePool` renders ``scenes`` scenes once, in parallel worker
 processes, keeps them in memory as 16-bit pixels (the precision of DPDD and of the trees
 :func:`~dpdeblur.data.writer.write_synthetic_dpdd` writes), and serves each training sample
 as a random crop with random DP-valid flips (vertical flip; horizontal flip with the views

@@ -31,9 +31,16 @@ sample units, ``y = a Poisson(x / a) + N(0, b^2)``, applied after the views are 
 ``combined`` is then the sum of the noisy photon-unit views, as a camera sums its two
 photodiodes.
 
-Speed: the convolutions are FFTs (torch, one forward transform per layer serves both
-views); a 256x256 sample with 4-6 layers renders in well under 0.2 s on one CPU core
-(docs/synthetic.md, "Speed").
+Speed: the convolutions are FFTs (one forward transform per layer serves both views);
+rendering times are in docs/benchmarks.md ("Synthetic data").
+
+Determinism (docs/data.md, "What 'deterministic' means"): all randomness comes from the
+sample's generator, and no draw depends on a computed pixel value except the Poisson noise.
+The FFTs are SciPy's pocketfft on one thread, not torch's (MKL's results depend on the
+thread count: up to 3e-7 between 1 and 2 threads), and OpenCV splits work by rows, so a
+seed gives the same pixels bit for bit whatever the torch, OpenMP or OpenCV thread count.
+Across CPUs, NumPy's and OpenCV's SIMD code paths differ in the last bit (views within
+1e-6; noise draws can then diverge).
 
 Not modelled: scene slant within a layer, lens aberrations and vignetting, the DP
 sensor's angular response beyond the kernel shape, the camera's tone curve (blur and the
@@ -50,6 +57,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
+import scipy.fft
 import torch
 from torch.utils.data import Dataset
 
@@ -81,13 +89,13 @@ def fft_size(n: int) -> int:
         size += 1
 
 
-def _psf_spectrum(psf: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+def _psf_spectrum(psf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Real FFT of ``psf`` laid on an HxW grid with its centre at the origin (wrapped)."""
     half_y, half_x = psf.shape[0] // 2, psf.shape[1] // 2
-    grid = torch.zeros(shape, dtype=torch.float32)
-    grid[: psf.shape[0], : psf.shape[1]] = torch.from_numpy(np.ascontiguousarray(psf))
-    grid = torch.roll(grid, shifts=(-half_y, -half_x), dims=(0, 1))
-    return torch.fft.rfft2(grid)
+    grid = np.zeros(shape, dtype=np.float32)
+    grid[: psf.shape[0], : psf.shape[1]] = psf
+    grid = np.roll(grid, shift=(-half_y, -half_x), axis=(0, 1))
+    return scipy.fft.rfft2(grid, workers=1)
 
 
 def convolve_psfs(image: np.ndarray, psfs: Sequence[np.ndarray], pad: int) -> list[np.ndarray]:
@@ -105,14 +113,13 @@ def convolve_psfs(image: np.ndarray, psfs: Sequence[np.ndarray], pad: int) -> li
         image = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     shape = image.shape[:2]
     fast = (fft_size(shape[0]), fft_size(shape[1]))
-    channels_first = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-    spectrum = torch.fft.rfft2(channels_first, s=fast)
+    spectrum = scipy.fft.rfft2(image.transpose(2, 0, 1), s=fast, workers=1)
     outputs = []
     for psf in psfs:
         if psf.shape[0] > shape[0] or psf.shape[1] > shape[1]:
             raise ValueError(f"kernel {psf.shape} is larger than the padded image {shape}")
-        blurred = torch.fft.irfft2(spectrum * _psf_spectrum(psf, fast), s=fast)
-        blurred = blurred[:, : shape[0], : shape[1]].numpy().transpose(1, 2, 0)
+        blurred = scipy.fft.irfft2(spectrum * _psf_spectrum(psf, fast), s=fast, workers=1)
+        blurred = blurred[:, : shape[0], : shape[1]].transpose(1, 2, 0)
         if pad > 0:
             blurred = blurred[pad:-pad, pad:-pad]
         outputs.append(np.ascontiguousarray(blurred, dtype=np.float32))
@@ -130,6 +137,10 @@ def convolve_psf(image: np.ndarray, psf: np.ndarray) -> np.ndarray:
 class SensorNoise:
     """Poisson-Gaussian noise on each DP view, in sample units ([0, 1], view as bright as
     the target): ``y = shot * Poisson(x / shot) + N(0, read^2)``.
+
+    Reproducible for a seed on one machine; across CPUs it is not: how many random numbers
+    the Poisson sampler takes depends on ``x``, so a last-bit change of ``x`` there can
+    change the rest of the noise pattern.
 
     Attributes:
         shot: Poisson gain a (variance ``a * x``; 1 / a photo-electrons at full scale).

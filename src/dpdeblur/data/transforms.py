@@ -1,4 +1,4 @@
-"""Transforms that act on a whole DP sample dict at once (DESIGN.md, "How data flows").
+"""Transforms that act on a whole DP sample dict at once (docs/data.md, "Transforms").
 
 Every image-like entry (``left``, ``right``, ``combined``, ``target`` and the synthetic
 ``coc``/``depth`` maps) gets the same crop, resize and flip, so the views stay registered
@@ -113,39 +113,48 @@ class RandomResize:
         return out
 
 
-class RandomVerticalFlip:
-    """Flip every image upside down with probability ``p`` (physical for DP: views kept)."""
+class RandomFlip:
+    """Flip every image of a sample with probability ``p``; subclasses say which axis."""
 
     def __init__(self, p: float = 0.5):
         self.p = p
+
+    def flip(self, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         if rng.random() >= self.p:
             return sample
         out = dict(sample)
         for key in image_keys(sample):
-            out[key] = sample[key][::-1]
-        return out
+            out[key] = self.flip(sample[key])
+        return self.relabel(out)
+
+    def relabel(self, sample: Sample) -> Sample:
+        """What the flip means for the views' names (nothing, unless overridden)."""
+        return sample
 
 
-class RandomHorizontalFlipSwap:
+class RandomVerticalFlip(RandomFlip):
+    """Flip every image upside down with probability ``p`` (physical for DP: views kept)."""
+
+    def flip(self, image: np.ndarray) -> np.ndarray:
+        return image[::-1]
+
+
+class RandomHorizontalFlipSwap(RandomFlip):
     """Mirror every image left-right with probability ``p`` and swap the two DP views.
 
     A mirror turns the left half-aperture into the right one, so the mirrored left view is
     the new right view. The signed defocus map keeps its sign (depth does not change).
     """
 
-    def __init__(self, p: float = 0.5):
-        self.p = p
+    def flip(self, image: np.ndarray) -> np.ndarray:
+        return image[:, ::-1]
 
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        if rng.random() >= self.p:
-            return sample
-        out = dict(sample)
-        for key in image_keys(sample):
-            out[key] = sample[key][:, ::-1]
-        out["left"], out["right"] = out["right"], out["left"]
-        return out
+    def relabel(self, sample: Sample) -> Sample:
+        sample["left"], sample["right"] = sample["right"], sample["left"]
+        return sample
 
 
 class RandomRot90:
@@ -176,8 +185,9 @@ def chw_float(value: np.ndarray) -> torch.Tensor:
     """An HxWxC array (any strides, e.g. a flipped memory-map crop) as a CxHxW float32 tensor.
 
     uint8/uint16 pixels are divided by their full range in float32, as ``to_float`` does,
-    but in one pass that reads the crop and writes the transposed floats (5x faster than
-    converting, scaling and transposing in three; the values are bit-identical).
+    but in one pass that reads the crop and writes the transposed floats (faster than
+    converting, scaling and transposing in three, docs/benchmarks.md "Speed work"; the
+    values are bit-identical).
     """
     value = np.asarray(value)
     full_range = _FULL_RANGE.get(value.dtype)

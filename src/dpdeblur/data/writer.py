@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dpdeblur.data.io import as_hwc, write_png
+from dpdeblur.data.layout import VIEW_SUFFIXES
+from dpdeblur.data.synthetic import SyntheticDPDataset
 from dpdeblur.errors import DataError
 
 
@@ -60,9 +62,7 @@ def write_split(
     folders = split_folders(Path(root), split, layout)
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    view_suffix = (
-        {"left": "_L", "right": "_R"} if layout == "official" else {"left": "", "right": ""}
-    )
+    view_suffix = VIEW_SUFFIXES if layout == "official" else {"left": "", "right": ""}
     count = 0
     for index, sample in enumerate(samples):
         source, target = frame_names(prefix, index)
@@ -102,8 +102,6 @@ def write_synthetic_dpdd(
     go to :class:`~dpdeblur.data.synthetic.SyntheticDPDataset` (e.g. ``max_coc_px``).
     Returns the count written per split.
     """
-    from dpdeblur.data.synthetic import SyntheticDPDataset
-
     counts = {}
     for split, count in split_counts(n).items():
         dataset = SyntheticDPDataset(

@@ -3,7 +3,8 @@
 ``deblur`` (also ``dpdeblur.deblur``) is the notebook entry point; the modules each do one
 job: ``margins`` (receptive fields), ``tiling`` (tile grids, blending weights), ``memory``
 (budget, tile size), ``engine`` (running a model), ``views`` (orientation, channels),
-``loading`` (checkpoints), ``sources`` / ``outputs`` (the command line's files), ``api``.
+``sources`` / ``outputs`` (the command line's files), ``api``. Checkpoints are loaded by
+:func:`dpdeblur.runs.checkpoints.load_model`.
 """
 
 from dpdeblur.inference.api import deblur

@@ -30,6 +30,7 @@ from dpdeblur.data.io import quantize, to_float, to_tensor
 from dpdeblur.inference.engine import Deblurrer, TileOptions, resolve_device
 from dpdeblur.inference.views import as_three_channels, to_model_views
 from dpdeblur.models.ensemble import FlipEnsemble
+from dpdeblur.runs.checkpoints import load_model
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -101,9 +102,7 @@ def deblur(
         The restored image, of the same kind as ``left``.
     """
     if isinstance(model, str | Path):
-        from dpdeblur.inference.loading import load_for_inference
-
-        model, _ = load_for_inference(model)
+        model, _ = load_model(model)
         target = resolve_device(device)
     else:
         target = _model_device(model) if device is None else resolve_device(device)

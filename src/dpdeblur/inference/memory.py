@@ -16,11 +16,11 @@ import os
 import sys
 import weakref
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from dpdeblur.hardware import cpu_peak_bytes, meminfo_bytes
 from dpdeblur.inference.margins import TilingSpec, round_down, round_up
 
 PROBE_SIDE = 128  # pixels; rounded up to the model's multiple
@@ -39,11 +39,9 @@ def available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+    available = meminfo_bytes("MemAvailable")
+    if available is not None:
+        return available
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -63,8 +61,6 @@ def _peak_during(run, device: torch.device) -> int:
         run()
         torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - base)
-    from dpdeblur.hardware import cpu_peak_bytes
-
     with _native_stderr_silenced():
         return cpu_peak_bytes(run)
 

@@ -2,7 +2,8 @@
 
 ``-o`` names a folder (``<folder>/<name>.png`` per pair) or, for a single pair, a ``.png``
 file. Files appear atomically (:func:`dpdeblur.data.io.write_png`), and a pair whose panel
-cannot be written loses its result file too, so a failed pair leaves nothing behind.
+(drawn by :func:`dpdeblur.data.panels.render_panel`) cannot be written loses its result file
+too, so a failed pair leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from dpdeblur.data.io import write_png
+from dpdeblur.data.panels import render_panel, save_panel
 from dpdeblur.errors import DataError
-
-PANEL_GAP = 8  # white pixels between the panel's images
 
 
 def prepare_output(out: str | Path, single_pair: bool) -> tuple[Path, Path | None]:
@@ -53,30 +53,21 @@ def panel_path(result: Path) -> Path:
     return result.with_name(f"{result.stem}_panel.png")
 
 
-def side_by_side(images: list[np.ndarray], gap: int = PANEL_GAP) -> np.ndarray:
-    """HxWxC float images in a row with white gaps (one-channel images shown grey)."""
-    rows = [np.repeat(im, 3, axis=2) if im.shape[2] == 1 else im for im in images]
-    spacer = np.ones((rows[0].shape[0], gap, 3), np.float32)
-    parts = []
-    for image in rows:
-        parts += [np.clip(image, 0.0, 1.0).astype(np.float32), spacer]
-    return np.concatenate(parts[:-1], axis=1)
-
-
 def write_result(
     path: Path,
     image: np.ndarray,
     bits: int,
     panel: list[np.ndarray] | None = None,
 ) -> list[Path]:
-    """Write ``image`` (HxWx1 or HxWx3 float) at ``bits`` and, if given, the panel (8-bit).
+    """Write ``image`` (HxWx1 or HxWx3 float) at ``bits`` and, if given, the panel: one row
+    of images (:func:`~dpdeblur.data.panels.comparison_row`), drawn in 8 bits.
 
     If the panel fails, the result written just before is removed and the error raised.
     """
     written = [write_png(path, image, bits=bits)]
     if panel is not None:
         try:
-            written.append(write_png(panel_path(path), side_by_side(panel), bits=8))
+            written.append(save_panel(render_panel([panel]), panel_path(path)))
         except DataError:
             path.unlink(missing_ok=True)
             raise

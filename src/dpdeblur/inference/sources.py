@@ -1,10 +1,12 @@
 """Where ``dpdeblur-deblur`` finds its DP pairs, and reading one pair.
 
-- ``--left L --right R``: one pair, named after ``L`` without its ``_L``;
+- ``--left L --right R``: one pair, named after ``L`` without its ``_L``
+  (:func:`~dpdeblur.data.layout.sample_name`);
 - ``--input DIR``: a DPDD tree (official or Restormer layout, one split; detected by its
   combined-view folder), else a PIXEL-style folder (``{split}_l/source`` +
   ``{split}_r/source``, ``inputL``/``inputR``, or a flat folder of ``*_L``/``*_R`` pairs).
-  Layout detection and pairing are :mod:`dpdeblur.data.layout`'s.
+  Layout detection and pairing are :mod:`dpdeblur.data.layout`'s; what makes a pair valid
+  is :func:`dpdeblur.data.samples.sample_problems`'.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from dpdeblur.data.layout import (
     index_dpdd_split,
     index_pixel,
     resolve_dpdd_root,
+    sample_name,
 )
+from dpdeblur.data.samples import DecodedFile, sample_problems
 from dpdeblur.errors import DataError
 
 
 def pair_record(left: str | Path, right: str | Path) -> DPRecord:
     """The record of one pair given on the command line (files are checked when read)."""
     left, right = Path(left).expanduser(), Path(right).expanduser()
-    name = left.stem[:-2] if left.stem.endswith(("_L", "_l")) else left.stem
-    return DPRecord(name=name, left=left, right=right)
+    return DPRecord(name=sample_name(left, "left"), left=left, right=right)
 
 
 def _dpdd_layout(root: Path, split: str) -> tuple[Path, str] | None:
@@ -69,17 +72,20 @@ class LoadedPair:
 
 def read_pair(record: DPRecord, with_target: bool = False) -> LoadedPair:
     """Read a record's views (and target if asked and present); sizes must match."""
+    paths = {"left": record.left, "right": record.right}
+    if with_target and record.target is not None:
+        paths["target"] = record.target
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # single-channel files: handled, not warned about
-        left, right = read_raw(record.left), read_raw(record.right)
-        target = read_raw(record.target) if with_target and record.target is not None else None
-    if left.pixels.shape[:2] != right.pixels.shape[:2]:
-        (lh, lw), (rh, rw) = left.pixels.shape[:2], right.pixels.shape[:2]
-        raise DataError(
-            f"right view is {rw}x{rh} but the left view {record.left.name} is {lw}x{lh} (WxH)",
-            record.right,
-            "both views of a pair must have the same size",
-        )
+        raws = {role: read_raw(path) for role, path in paths.items()}
+    files = [
+        DecodedFile(role, path, raws[role].pixels.shape[:2], raws[role].bit_depth)
+        for role, path in paths.items()
+    ]
+    problems = sample_problems(files)
+    if problems:
+        raise problems[0]
+    left, right, target = raws["left"], raws["right"], raws.get("target")
     channels = 1 if left.source_channels == 1 and right.source_channels == 1 else 3
     return LoadedPair(
         left=to_float(left.pixels),

@@ -1,9 +1,9 @@
 """How a DP pair is shown to a model and how its result is given back (PIXEL conventions).
 
 - Orientation: DP disparity runs along the sensor's rows. A portrait capture (height >
-  width), as PIXEL's, is rotated 90 degrees counter-clockwise to landscape before the
-  model, as :class:`~dpdeblur.data.datasets.PixelDataset` does, and the result is rotated
-  back so that it lies on the input.
+  width), as PIXEL's, is turned to landscape before the model and the result turned back
+  so that it lies on the input, by the functions :class:`~dpdeblur.data.datasets.PixelDataset`
+  uses (:mod:`dpdeblur.data.samples`).
 - Channels: a single-channel view (PIXEL's green channel) goes to the model as three equal
   channels, and the result is given back as one channel, the mean of the three.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from dpdeblur.data.samples import is_portrait, landscape_to_portrait, portrait_to_landscape
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class ViewFormat:
     def restore(self, image: np.ndarray) -> np.ndarray:
         """The model's HxWx3 result in the input's orientation and channel count."""
         if self.rotated:
-            image = np.rot90(image, -1)
+            image = landscape_to_portrait(image)
         if self.channels == 1:
             image = image.mean(axis=2, keepdims=True)
         return np.ascontiguousarray(image)
@@ -50,7 +52,7 @@ def to_model_views(
 
     ``channels`` is the input's channel count, recorded for :meth:`ViewFormat.restore`.
     """
-    rotate = rotate_portrait and left.shape[0] > left.shape[1]
+    rotate = rotate_portrait and is_portrait(left)
     if rotate:
-        left, right = np.rot90(left, 1), np.rot90(right, 1)
+        left, right = portrait_to_landscape(left), portrait_to_landscape(right)
     return left, right, ViewFormat(rotated=rotate, channels=channels)

@@ -1,5 +1,5 @@
-"""Protocol-exact metrics (protocol.md, "Metrics"): PSNR, SSIM (uniform 7x7, as skimage),
-MAE, LPIPS (AlexNet v0.1), per image, under a named scoring protocol.
+"""Protocol-exact metrics (docs/metrics.md): PSNR, SSIM (uniform 7x7, as skimage), MAE,
+LPIPS (AlexNet v0.1), per image, under a named scoring protocol.
 
 ``psnr``, ``ssim``, ``mae`` take BxCxHxW float images in [0,1] and return (B,) float64;
 :class:`MetricSuite` bundles them with LPIPS and a protocol; see ``docs/metrics.md``.

@@ -1,4 +1,4 @@
-"""Pixel-wise fidelity: PSNR and MAE per image (protocol.md, "Metrics").
+"""Pixel-wise fidelity: PSNR and MAE per image (docs/metrics.md, "Definitions").
 
 Both take BxCxHxW float images in [0,1], clip the prediction to [0,1] (never quantise it),
 and return one value per image, shape (B,), in float64 (sums over a 1680x1120 image lose

@@ -1,4 +1,5 @@
-"""Scoring protocols seen in published rows (protocol.md, "Metrics"), applied before scoring.
+"""Scoring protocols seen in published rows (docs/metrics.md, "Protocol variants"), applied
+before scoring.
 
 ``apply_protocol(pred, target, protocol)`` clips the prediction to [0,1] and then turns the
 pair into what the protocol scores; every metric of a :class:`~dpdeblur.metrics.MetricSuite`

@@ -1,7 +1,8 @@
 """SSIM exactly as ``skimage.metrics.structural_similarity(a, b, data_range=1, channel_axis=-1)``.
 
 Wang et al. (2004), in the variant scikit-image computes by default (and the protocol
-prescribes, protocol.md "Metrics"); torchmetrics' Gaussian 11x11 SSIM gives other numbers.
+prescribes, docs/metrics.md "Definitions"); torchmetrics' Gaussian 11x11 SSIM gives other
+numbers.
 Per channel:
 
 1. Local statistics with a 7x7 **uniform** window (``scipy.ndimage.uniform_filter``, whose

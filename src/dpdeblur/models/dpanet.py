@@ -1,5 +1,5 @@
 """DPANet: Dual-Pixel Alignment Network (Li et al., "Learning Dual-Pixel Alignment for Defocus
-Deblurring", arXiv 2204.12105), as its authors released it (spec: dpanet.md).
+Deblurring", arXiv 2204.12105), as its authors released it (details in docs/dpanet.md).
 
 Fig. 3 of the paper; the release's layout at ``width=1``:
 
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dpdeblur.models.padding import check_dp_inputs, crop_to, pad_to_multiple
-from dpdeblur.models.registry import register_model
+from dpdeblur.models.registry import ModelInfo, register_model
 from dpdeblur.nn.blocks import ConvBlock, SamePadConv2d, UpConv, match_size
 from dpdeblur.nn.correlation import correlation
 from dpdeblur.nn.deform import OFFSET_INITS, ModulatedDeformConv2d, OffsetInit, OffsetMaskHead
@@ -222,9 +222,6 @@ class DPANet(nn.Module):
         base = max(1, round(64 * width))
         self.channels = [base * 2**i for i in range(num_scales)]
         self.max_displacement = max_displacement
-        # Pooling num_scales - 1 times, and the pre-deblur's two stride-2 convs, need sizes
-        # divisible by these; other sizes are reflect-padded and cropped back.
-        self.pad_multiple = max(2 ** (num_scales - 1), 4 if predeblur else 1)
 
         self.predeblur = PyramidPredeblur(base) if predeblur else None
         self.predeblur_r = PyramidPredeblur(base) if predeblur and not share_encoder else None
@@ -259,9 +256,15 @@ class DPANet(nn.Module):
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         check_dp_inputs(left, right)
-        left, size = pad_to_multiple(left, self.pad_multiple)
-        right, _ = pad_to_multiple(right, self.pad_multiple)
+        multiple = self.input_multiple()
+        left, size = pad_to_multiple(left, multiple)
+        right, _ = pad_to_multiple(right, multiple)
         return crop_to(self._forward_padded(left, right), size)
+
+    def input_multiple(self) -> int:
+        """H and W multiple the forward reflect-pads to: pooling ``num_scales - 1`` times,
+        and the pre-deblur's two stride-2 convs, need sizes divisible by it."""
+        return max(2 ** (len(self.channels) - 1), 4 if self.predeblur is not None else 1)
 
     def _forward_padded(self, left: Tensor, right: Tensor) -> Tensor:
         if self.predeblur is not None:
@@ -301,6 +304,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "dpanet_no_dam": ("Table IV #8: no DAM", {"dam": False}),
     "dpanet_m5": ("paper text: M = 5 scales", {"num_scales": 5}),
+    "dpanet_tiny": ("the release's architecture at a quarter of its widths", {"width": 0.25}),
 }
 
 
@@ -308,61 +312,84 @@ def _build(name: str, kwargs: dict) -> DPANet:
     return DPANet(**{**VARIANTS[name][1], **kwargs})
 
 
-@register_model
+def dpanet_info(main_benchmark: bool = False, weights_format: str | None = None) -> ModelInfo:
+    """The facts every DPANet variant shares."""
+    return ModelInfo(
+        architecture=DPANet,
+        paper="Li et al., Learning Dual-Pixel Alignment for Defocus Deblurring, arXiv 2204.12105",
+        size_argument="width",
+        size_meaning="multiplier of the release's channel counts (1.0 = 64 at full "
+        "resolution, doubling per scale)",
+        input_multiple=DPANet.input_multiple,
+        margin=None,
+        global_context="the deepest decoder step centre-crops the upsampled bottleneck, so "
+        "a pixel reads bottleneck features from near the middle of whatever it is run on",
+        weights_format=weights_format,
+        main_benchmark=main_benchmark,
+    )
+
+
+@register_model(info=dpanet_info(main_benchmark=True, weights_format="dpanet-final-pth"))
 def dpanet(**kwargs) -> DPANet:
     """DPANet as released (63,983,859 parameters at width 1)."""
     return _build("dpanet", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_no_share(**kwargs) -> DPANet:
     """Table III #1: separate encoder weights for the left and right views."""
     return _build("dpanet_no_share", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_no_pyramid(**kwargs) -> DPANet:
     """Table III #2: no pyramid pre-deblur; the encoder starts from the input views."""
     return _build("dpanet_no_pyramid", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_dcn3(**kwargs) -> DPANet:
     """Table III #4: three convs in the side branch of every deformable conv."""
     return _build("dpanet_dcn3", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_baseline(**kwargs) -> DPANet:
     """Table IV baseline: no EAM and no DAM (plain 3x3 convs in place of deformable ones)."""
     return _build("dpanet_baseline", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_no_eam(**kwargs) -> DPANet:
     """Table IV #5: no encoder alignment modules."""
     return _build("dpanet_no_eam", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_no_cv(**kwargs) -> DPANet:
     """Table IV #6: no correlation; offsets from the two views' features only."""
     return _build("dpanet_no_cv", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_cv_only(**kwargs) -> DPANet:
     """Table IV #7: offsets estimated from the (embedded) cost volume only."""
     return _build("dpanet_cv_only", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_no_dam(**kwargs) -> DPANet:
     """Table IV #8: no decoder alignment modules."""
     return _build("dpanet_no_dam", kwargs)
 
 
-@register_model
+@register_model(info=dpanet_info())
 def dpanet_m5(**kwargs) -> DPANet:
     """The paper text's M = 5, read as five spatial scales (H .. H/16)."""
     return _build("dpanet_m5", kwargs)
+
+
+@register_model(info=dpanet_info())
+def dpanet_tiny(**kwargs) -> DPANet:
+    """The release's architecture at a quarter of its channel widths (CPU tests, demo)."""
+    return _build("dpanet_tiny", kwargs)

@@ -14,7 +14,7 @@ views stacked as a 6-channel input. As the paper describes it:
 - head: as released, a 3x3 conv to 3 channels + ReLU, then a 1x1 conv 3 -> 3 with a
   sigmoid (no residual to the input). 31,035,151 parameters at width 1.0, the count of
   the authors' released Keras model (``DPDNet/model.py``, github.com/Abdullah-Abuolaim/
-  defocus-deblurring-dual-pixel; neither paper states one): ``tests/test_dpdnet_params.py``.
+  defocus-deblurring-dual-pixel; neither paper states one): ``tests/models/test_dpdnet_params.py``.
 
 ``width`` scales every channel count (1.0 = the paper's), so the same code gives CPU-sized
 variants (the demo uses 0.25). ``residual=True`` is our option, not the paper's: the head
@@ -35,13 +35,13 @@ import torch
 from torch import Tensor, nn
 
 from dpdeblur.models.padding import check_dp_inputs, crop_to, pad_to_multiple
-from dpdeblur.models.registry import register_model
+from dpdeblur.models.receptive_field import Span, conv, module_span, upsample
+from dpdeblur.models.registry import ModelInfo, register_model
 from dpdeblur.nn.blocks import UpConv
 from dpdeblur.nn.matching import horizontal_matching_costs
 from dpdeblur.nn.sharp_gate import ViewDifferenceGate
 
 BASE_CHANNELS = (64, 128, 256, 512, 1024)
-TOTAL_STRIDE = 16  # four 2x2 poolings
 
 
 def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -81,14 +81,9 @@ class DPDNet(nn.Module):
         if sharp_gate and not residual:
             raise ValueError("sharp_gate needs residual=True (it gates the residual correction)")
         channels = [max(1, round(c * width)) for c in BASE_CHANNELS]
-        self.config = {"width": width, "dropout": dropout, "residual": residual}
-        if sharp_gate:
-            self.config["sharp_gate"] = True
         self.gate = ViewDifferenceGate() if sharp_gate else None
         if cost_shifts < 0:
             raise ValueError(f"cost_shifts must be >= 0, got {cost_shifts}")
-        if cost_shifts:
-            self.config["cost_shifts"] = cost_shifts
         self.cost_shifts = int(cost_shifts)
         self.residual = residual
         self.encoder = nn.ModuleList()
@@ -118,7 +113,7 @@ class DPDNet(nn.Module):
         inputs = [left, right]
         if self.cost_shifts:
             inputs.append(horizontal_matching_costs(left, right, self.cost_shifts))
-        x, size = pad_to_multiple(torch.cat(inputs, dim=1), TOTAL_STRIDE)
+        x, size = pad_to_multiple(torch.cat(inputs, dim=1), self.input_multiple())
         skips = []
         for depth, block in enumerate(self.encoder):
             x = block(x)
@@ -136,8 +131,78 @@ class DPDNet(nn.Module):
             return correction + 0.5 * (left + right)
         return crop_to(torch.sigmoid(self.head(x)), size)
 
+    def input_multiple(self) -> int:
+        """H and W multiple the forward pads to: one 2x2 pooling per encoder level."""
+        return 2 ** len(self.encoder)
 
-@register_model
+    def receptive_field(self) -> Span:
+        """Receptive field of the U-Net, read off its layers.
+
+        ``encoder[k]`` / ``decoder`` blocks, a max pool going down, ``up[i]`` = nearest x2
+        then a 2x2 conv padded right/bottom going up, then the head. The output depends on
+        every path (a level's skip, or one level deeper); their union is returned.
+        """
+        levels = len(self.encoder)
+        pool = module_span(self.pool)
+
+        def encoder_to_input(span: Span, level: int) -> Span:
+            for k in range(level, -1, -1):
+                span = span.then(module_span(self.encoder[k]))
+                if k > 0:
+                    span = span.then(pool)
+            return span
+
+        def decoder(span: Span, level: int) -> Span:
+            index = levels - 1 - level  # up[0] / decoder[0] work at the deepest level
+            span = span.then(module_span(self.decoder[index]))
+            skip = encoder_to_input(span, level)
+            deeper = span.then(module_span(self.up[index])).then(upsample(2))
+            if level == levels - 1:  # below it: the bottleneck, after the deepest pool
+                deeper = deeper.then(module_span(self.bottleneck)).then(pool)
+                deeper = encoder_to_input(deeper, level)
+            else:
+                deeper = decoder(deeper, level + 1)
+            return skip.union(deeper)
+
+        return decoder(module_span(self.head), 0)
+
+    def receptive_field_radius(self) -> int:
+        """How far, in pixels, one output pixel reaches into the input views: the U-Net's
+        radius, widened by the matching costs (a right-view pixel up to ``cost_shifts``
+        away, then a 5x5 box mean) and at least the sharp-region gate's half window."""
+        span = self.receptive_field()
+        if self.cost_shifts:
+            span = span.then(conv(2 * self.cost_shifts + 5, 1, self.cost_shifts + 2))
+        margin = span.radius
+        if self.gate is not None:
+            margin = max(margin, self.gate.window // 2)
+        return margin
+
+
+def dpdnet_info(main_benchmark: bool) -> ModelInfo:
+    """The facts every DPDNet variant shares."""
+    return ModelInfo(
+        architecture=DPDNet,
+        paper=(
+            "Abuolaim and Brown, Defocus Deblurring Using Dual-Pixel Data, ECCV 2020; "
+            "github.com/Abdullah-Abuolaim/defocus-deblurring-dual-pixel"
+        ),
+        size_argument="width",
+        size_meaning="multiplier of the paper's channel counts (1.0 = 64..1024)",
+        input_multiple=DPDNet.input_multiple,
+        margin=DPDNet.receptive_field_radius,
+        main_benchmark=main_benchmark,
+    )
+
+
+@register_model(info=dpdnet_info(main_benchmark=True))
 def dpdnet(**kwargs) -> DPDNet:
     """DPDNet as described in its paper (width 1.0: 64-1024 channels)."""
     return DPDNet(**kwargs)
+
+
+@register_model(info=dpdnet_info(main_benchmark=False))
+def dpdnet_small(**kwargs) -> DPDNet:
+    """Ours: DPDNet at a quarter of its channel widths (16-256) with the residual head
+    (output = mean of the views + correction), the CPU demo's model."""
+    return DPDNet(**{"width": 0.25, "residual": True, **kwargs})

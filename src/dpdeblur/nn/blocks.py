@@ -1,4 +1,4 @@
-"""Convolutional building blocks of DPANet (spec: dpanet.md, "Blocks").
+"""Convolutional building blocks of DPANet (docs/dpanet.md, "Building blocks").
 
 - :class:`SamePadConv2d`: the release's "same" padded convolution (TensorFlow-style: the
   total padding ``k - 1`` is split with the extra pixel at the right/bottom), used for the

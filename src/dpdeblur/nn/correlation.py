@@ -1,4 +1,4 @@
-"""Correlation layer (cost volume) of FlowNet/PWC-Net, as DPANet uses it (eq. (7), spec: dpanet.md).
+"""Correlation layer (cost volume) of FlowNet/PWC-Net, as DPANet uses it (eq. (7); docs/dpanet.md).
 
 For every displacement (dy, dx) with |dy|, |dx| <= d, output channel ``(dy + d) * (2d + 1)
 + (dx + d)`` holds the channel mean of ``x1 * shift(x2, dy, dx)``, where the second input is
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 # On the CPU the loops run one sample at a time (unless the whole batch fits one band) over
 # bands of rows, each about this many bytes of one sample's input, so that the 81 products of a band are formed while its rows
-# are still in cache (4 s instead of 26 s for C = 64 at 1120x1680), into one product buffer
+# are still in cache (docs/benchmarks.md, "Speed work", has the figures), into one product buffer
 # reused for every displacement (no allocation per product). Accelerators take the whole
 # batch and map in one band.
 _CPU_BAND_BYTES = 6 * 2**20
@@ -95,8 +95,8 @@ def _correlation_backward(grad: Tensor, x1: Tensor, x2: Tensor, d: int) -> tuple
                 acc.zero_()
             for oy in range(size):
                 for ox in range(size):
-                    # Broadcasting g over channels inside addcmul_ is ~3x slower on the CPU
-                    # than one band-sized expanded copy.
+                    # Broadcasting g over channels inside addcmul_ is slower on the CPU than
+                    # one band-sized expanded copy (docs/benchmarks.md, "Speed work").
                     plane = grad[sample, oy * size + ox, y0:y1].unsqueeze(1).expand_as(x1_band)
                     if recording or g is None or g.shape != x1_band.shape:
                         g = plane.contiguous()

@@ -1,55 +1,71 @@
-"""K3DN's disparity feature estimator: one disparity vector per window of the 1/8 map.
+"""K3DN's disparity branch: one disparity vector per window of the 1/8 feature map.
 
-What is whose (spec: k3dn.md):
+What is whose (docs/k3dn.md):
 
 * The paper's (Sec. 1, module i): a disparity feature map estimated from the DP pair,
   learnt without disparity supervision, queries the kernel set.
-* The known inference code's structure (a trimmed copy of DDDNet's stereo network): a
-  2D feature net shared by both views, run on 4x average-pooled views with a stride-2
-  layer (so features at 1/8 of the input) and pooled context branches; a concatenation
-  cost volume over horizontal shifts; 3D convs (two with stride 2) over the volume; the
-  result pooled to one vector per window and embedded by a linear layer + LeakyReLU.
+* The public K3DN code's (computed exactly here with the defaults; a trimmed DDDNet
+  stereo network; ``f`` = 32 in the release, every BatchNorm followed by ReLU):
+  - per view (shared weights, on the views shifted by -0.5), average-pooled by 4:
+    ``start`` conv 3->f, conv f->2f; ``layer1`` conv 2f->4f dilation 4, conv 4f->4f
+    stride 2 dilation 8 (padding 8): F at 1/8; two context branches on F (average pool
+    32 and 16, a 1x1 conv *with padding 1*, BN, ReLU, bilinear resize back with
+    ``align_corners=True``); ``end`` conv [b32, b16, F] 6f->3f with BN, then a 1x1 conv
+    3f->f without BN or activation;
+  - a concatenation cost volume over 4 horizontal shifts ``0..3``: plane ``s`` holds
+    ``[f_L(x), f_R(x - s)]`` for ``x >= s``; the release leaves the columns ``x < s``
+    unwritten (uninitialised memory), here they are zeros (:func:`cost_volume`);
+  - five Conv3d + BN3d + ReLU (2f->f, f->3f/2 stride 2, 3f/2->3f/2, 3f/2->2f stride 2,
+    2f->2f), the disparity axis (4 -> 2 -> 1) dropped;
+  - "pad_scale": a nearest resize (PyTorch's legacy nearest) to ``(H/32 + H//288,
+    W/32 + W//224)`` and an average pool (5, 4): one cell per 18x14 window of the 1/8
+    map for ``H = 288a``, ``W = 224b``; then ``Linear(2f, D)`` and LeakyReLU per cell.
+  - Initialisation: Kaiming normal (fan_out, ReLU) for the 2D convs, defaults otherwise.
 * Ours:
-  - The cost volume spans shifts ``-max_shift .. +max_shift`` (the inference code uses
-    ``0 .. 3`` only): in DP data the sign of the disparity tells a point in front of the
-    focal plane from one behind it, so both signs are needed.
-  - The disparity axis is collapsed by a mean after the 3D convs (the inference code
-    relies on its 4 shifts reducing to 1 by the strides); no batch norm (crops of
-    batch 4 and eval-mode drift make it a liability); adaptive average pooling onto the
-    window grid, so any window size works.
-  - :class:`ConcatViewFeatures`, the ablation "plain concatenation": the same kind of
-    network run on the two views concatenated (6 channels), without a cost volume.
-  - He initialisation for LeakyReLU (:func:`he_init_`) of every conv: with PyTorch's
-    default init each of the ~13 bias-free layers shrinks the signal's variance about
-    threefold, so at initialisation the window vectors differed by ~1e-6 against their
-    embedding bias of ~0.05 -- every window got the same kernel weights and the
-    gradients reaching the cost volume vanished.
+  - ``volume="two_sided"``: shifts ``-max_shift .. max_shift`` (the sign of the DP
+    disparity tells a point in front of the focal plane from one behind it), the
+    disparity axis then averaged; ``volume="concat"`` (the ablation "concatenation instead
+    of the cost volume"): the single plane ``[f_L, f_R]``, no shifts, the rest unchanged.
+  - Windows other than 18x14 (our smaller test and variant settings) pool the matching
+    output onto the window grid adaptively instead of by "pad_scale"; the context pools
+    are clipped to the size of F where the release would fail (maps under 32 pixels).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dpdeblur.nn.k3dn_layers import LEAKY_SLOPE, conv_act
+from dpdeblur.nn.k3dn_layers import LEAKY_SLOPE
 
 VIEW_POOL = 4  # the views are average-pooled by 4 before the feature net
+RELEASE_WINDOW = (18, 14)  # window (rows, columns at 1/8) of the release's "pad_scale"
+VOLUMES = ("one_sided", "two_sided", "concat")
 
 
-def horizontal_cost_volume(left: Tensor, right: Tensor, max_shift: int) -> Tensor:
-    """Concatenation cost volume over horizontal shifts of both signs.
+def volume_shifts(volume: str, max_shift: int) -> list[int]:
+    """The horizontal shifts of each cost-volume plane."""
+    if volume not in VOLUMES:
+        raise ValueError(f"volume must be one of {VOLUMES}, got {volume!r}")
+    if volume == "concat":
+        return [0]
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    low = -max_shift if volume == "two_sided" else 0
+    return list(range(low, max_shift + 1))
 
-    Args:
-        left, right: B x C x H x W features of the two views.
-        max_shift: D; shifts ``d = -D .. D``.
 
-    Returns:
-        B x 2C x (2D + 1) x H x W; plane ``d + D`` holds ``left`` and ``right`` moved right
-        by ``d`` pixels (column ``x`` holds ``right[..., x - d]``, zeros where that falls
-        outside), so a feature of ``left`` at ``x`` meets the one of ``right`` at ``x - d``.
+def cost_volume(left: Tensor, right: Tensor, shifts: Sequence[int]) -> Tensor:
+    """Concatenation cost volume, B x 2C x len(shifts) x H x W.
+
+    Plane ``i`` holds ``left`` and ``right`` moved right by ``s = shifts[i]`` pixels:
+    column ``x`` holds ``[left[..., x], right[..., x - s]]``, so a feature of ``left`` at
+    ``x`` meets the one of ``right`` at ``x - s``; where ``x - s`` falls outside, both
+    halves are zero (PSMNet's practice, and the release's volume with its unwritten
+    columns taken as zeros).
     """
     if left.shape != right.shape:
         raise ValueError(
@@ -57,129 +73,165 @@ def horizontal_cost_volume(left: Tensor, right: Tensor, max_shift: int) -> Tenso
         )
     width = left.shape[-1]
     planes = []
-    for shift in range(-max_shift, max_shift + 1):
+    for shift in shifts:
         if shift >= 0:
-            moved = F.pad(right[..., : width - shift], (shift, 0))
+            kept = torch.cat([left[..., shift:], right[..., : width - shift]], dim=1)
+            planes.append(F.pad(kept, (shift, 0)))
         else:
-            moved = F.pad(right[..., -shift:], (0, -shift))
-        planes.append(torch.cat([left, moved], dim=1))
+            kept = torch.cat([left[..., :shift], right[..., -shift:]], dim=1)
+            planes.append(F.pad(kept, (0, -shift)))
     return torch.stack(planes, dim=2)
 
 
-def _conv3d_act(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+class ConvBN(nn.Module):
+    """Bias-free conv (2D or 3D), then BatchNorm and ReLU (or nothing, with ``bn=False``)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        dilation: int = 1,
+        bn: bool = True,
+        dims: int = 2,
+    ):
+        super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
+        self.conv = conv(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, bias=False
+        )
+        self.bn = norm(out_channels) if bn else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        return x if self.bn is None else torch.relu(self.bn(x))
+
+
+class ContextPool(nn.Module):
+    """Average pool with kernel = stride = ``size``, clipped to the map (ours, see above)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = min(self.size, x.shape[-2], x.shape[-1])
+        return F.avg_pool2d(x, size, size)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+def _context_branch(channels: int, out_channels: int, pool: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv3d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-        nn.LeakyReLU(LEAKY_SLOPE),
+        ContextPool(pool),
+        nn.Sequential(
+            nn.Conv2d(channels, out_channels, 1, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        ),
     )
 
 
 class ViewFeatures(nn.Module):
-    """2D feature net: 1/4-resolution views in, ``channels`` features at 1/8 out.
+    """2D feature net: a 1/4-pooled view in, ``f`` features at 1/8 out (see module doc)."""
 
-    Three 3x3 convs (the third dilated by 2), a stride-2 conv, then two pooled context
-    branches (windows of 8 and 4 feature pixels) fused with the features by a 3x3 and a
-    1x1 conv.
-    """
-
-    def __init__(self, in_channels: int, channels: int):
+    def __init__(self, in_channels: int = 3, channels: int = 32, context_pools=(32, 16)):
         super().__init__()
-        c = channels
-        self.body = nn.Sequential(
-            conv_act(in_channels, c),
-            conv_act(c, 2 * c),
-            nn.Conv2d(2 * c, 4 * c, 3, padding=2, dilation=2, bias=False),
-            nn.LeakyReLU(LEAKY_SLOPE),
-            conv_act(4 * c, 4 * c, stride=2),
+        f = channels
+        self.start = nn.Sequential(ConvBN(in_channels, f), ConvBN(f, 2 * f))
+        self.layer1 = nn.Sequential(
+            ConvBN(2 * f, 4 * f, padding=4, dilation=4),
+            ConvBN(4 * f, 4 * f, stride=2, padding=8, dilation=8),
         )
-        self.context_pools = (8, 4)
-        self.context = nn.ModuleList(conv_act(4 * c, c, 1) for _ in self.context_pools)
-        self.fuse = nn.Sequential(conv_act(6 * c, 3 * c), conv_act(3 * c, c, 1, act=False))
+        self.branch1 = _context_branch(4 * f, f, context_pools[0])
+        self.branch3 = _context_branch(4 * f, f, context_pools[1])
+        self.end = nn.Sequential(
+            ConvBN(6 * f, 3 * f), ConvBN(3 * f, f, kernel_size=1, padding=0, bn=False)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.body(x)
+        x = self.layer1(self.start(x))
         size = x.shape[-2:]
-        branches = [x]
-        for pool, conv in zip(self.context_pools, self.context, strict=True):
-            pooled = F.avg_pool2d(x, pool, ceil_mode=True)
-            branches.append(F.interpolate(conv(pooled), size=size, mode="bilinear"))
-        return self.fuse(torch.cat(branches, dim=1))
+        branches = [
+            F.interpolate(branch(x), size=size, mode="bilinear", align_corners=True)
+            for branch in (self.branch1, self.branch3)
+        ]
+        return self.end(torch.cat([*branches, x], dim=1))
 
 
-def _matching_stack(conv: Callable[..., nn.Module], in_channels: int, f: int) -> nn.Sequential:
-    """Five convs ``in -> f -> 3f/2 (stride 2) -> 3f/2 -> 2f (stride 2) -> 2f`` (2D or 3D)."""
-    g = 3 * f // 2
-    return nn.Sequential(
-        conv(in_channels, f),
-        conv(f, g, stride=2),
-        conv(g, g),
-        conv(g, 2 * f, stride=2),
-        conv(2 * f, 2 * f),
-    )
+class Matching(nn.Module):
+    """Five Conv3d + BN3d + ReLU over the cost volume (two with stride 2)."""
+
+    def __init__(self, channels: int = 32):
+        super().__init__()
+        f, g = channels, 3 * channels // 2
+        self.start = nn.Sequential(
+            ConvBN(2 * f, f, dims=3), ConvBN(f, g, stride=2, dims=3), ConvBN(g, g, dims=3)
+        )
+        self.conv1a = nn.Sequential(
+            ConvBN(g, 2 * f, stride=2, dims=3), ConvBN(2 * f, 2 * f, dims=3)
+        )
+
+    def forward(self, volume: Tensor) -> Tensor:
+        return self.conv1a(self.start(volume))
 
 
-def _embedding(f: int, out_dim: int) -> nn.Sequential:
-    """Linear ``2f -> out_dim`` + LeakyReLU, applied to each window's pooled features."""
-    return nn.Sequential(nn.Linear(2 * f, out_dim), nn.LeakyReLU(LEAKY_SLOPE))
-
-
-def he_init_(module: nn.Module) -> nn.Module:
-    """He (Kaiming) normal init, fan-in, for LeakyReLU(0.2), of every 2D/3D conv in ``module``:
-    keeps the signal's variance through the stack of bias-free conv + LeakyReLU layers."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d | nn.Conv3d):
-            nn.init.kaiming_normal_(layer.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
-    return module
-
-
-def _pool_to_windows(features: Tensor, grid: tuple[int, int], embed: nn.Module) -> Tensor:
-    """Average ``features`` over each window of the grid and embed: B x gh x gw x dim."""
-    pooled = F.adaptive_avg_pool2d(features, grid)
-    return embed(pooled.permute(0, 2, 3, 1))
-
-
-class DisparityFeatureEstimator(nn.Module):
-    """Disparity vectors per window from a DP pair, via a two-signed horizontal cost volume.
+class DisparityBranch(nn.Module):
+    """Disparity vectors, one per window, from the shifted DP views (``disp`` of K3DN).
 
     Args:
-        out_dim: size of each window's disparity vector.
-        channels: width ``f`` of the view features; the 3D convs use ``f, 3f/2, 2f``.
-        max_shift: shifts ``-max_shift .. max_shift`` at 1/8 resolution.
+        out_dim: D, the length of each window's vector (256).
+        channels: ``f`` (32).
+        volume: ``"one_sided"`` (release), ``"two_sided"`` or ``"concat"`` (ours).
+        max_shift: largest shift of the cost volume at 1/8 (3).
+        context_pools: the context branches' pool sizes at 1/8 (32, 16).
     """
 
-    def __init__(self, out_dim: int = 256, channels: int = 32, max_shift: int = 3):
+    def __init__(
+        self,
+        out_dim: int = 256,
+        channels: int = 32,
+        volume: str = "one_sided",
+        max_shift: int = 3,
+        context_pools: Sequence[int] = (32, 16),
+    ):
         super().__init__()
-        if max_shift < 1:
-            raise ValueError(f"max_shift must be >= 1, got {max_shift}")
-        self.max_shift = max_shift
-        self.features = ViewFeatures(3, channels)
-        self.matching = _matching_stack(_conv3d_act, 2 * channels, channels)
-        self.embed = _embedding(channels, out_dim)
-        he_init_(self)
+        self.shifts = volume_shifts(volume, max_shift)
+        self.volume = volume
+        self.feature = ViewFeatures(3, channels, tuple(context_pools))
+        self.matching = Matching(channels)
+        self.fc = nn.Sequential(nn.Linear(2 * channels, out_dim), nn.LeakyReLU(LEAKY_SLOPE))
+        for layer in self.feature.modules():
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, left: Tensor, right: Tensor, grid: tuple[int, int]) -> Tensor:
-        """Views B x 3 x H x W in [0, 1] (H, W multiples of 8) -> B x gh x gw x out_dim."""
-        left = self.features(F.avg_pool2d(left, VIEW_POOL))
-        right = self.features(F.avg_pool2d(right, VIEW_POOL))
-        volume = self.matching(horizontal_cost_volume(left, right, self.max_shift))
-        return _pool_to_windows(volume.mean(dim=2), grid, self.embed)
+    def matching_features(self, left: Tensor, right: Tensor) -> Tensor:
+        """The matching output with the disparity axis dropped, B x 2f x H/32 x W/32."""
+        left = self.feature(F.avg_pool2d(left, VIEW_POOL))
+        right = self.feature(F.avg_pool2d(right, VIEW_POOL))
+        matched = self.matching(cost_volume(left, right, self.shifts))
+        return matched[:, :, 0] if matched.shape[2] == 1 else matched.mean(dim=2)
 
+    def forward(self, left: Tensor, right: Tensor, grid: tuple[int, int], window) -> Tensor:
+        """Shifted views B x 3 x H x W -> (B gh gw) x D, window ``n = b gh gw + i gw + j``.
 
-class ConcatViewFeatures(nn.Module):
-    """Ablation: per-window vectors from the two views concatenated, no cost volume.
-
-    Same interface and a similar plan as :class:`DisparityFeatureEstimator`, with 2D convs
-    in place of the 3D ones.
-    """
-
-    def __init__(self, out_dim: int = 256, channels: int = 32):
-        super().__init__()
-        self.features = ViewFeatures(6, channels)
-        self.matching = _matching_stack(conv_act, channels, channels)
-        self.embed = _embedding(channels, out_dim)
-        he_init_(self)
-
-    def forward(self, left: Tensor, right: Tensor, grid: tuple[int, int]) -> Tensor:
-        views = F.avg_pool2d(torch.cat([left, right], dim=1), VIEW_POOL)
-        return _pool_to_windows(self.matching(self.features(views)), grid, self.embed)
+        ``grid``: the window grid (gh, gw) of the 1/8 map; ``window``: its window size.
+        """
+        height, width = left.shape[-2:]
+        matched = self.matching_features(left, right)
+        if tuple(window) == RELEASE_WINDOW:
+            size = (matched.shape[-2] + height // 288, matched.shape[-1] + width // 224)
+            cells = F.avg_pool2d(F.interpolate(matched, size=size, mode="nearest"), (5, 4))
+        else:
+            cells = F.adaptive_avg_pool2d(matched, grid)
+        if tuple(cells.shape[-2:]) != tuple(grid):
+            raise ValueError(
+                f"the disparity branch gives a {cells.shape[-2]}x{cells.shape[-1]} grid for a "
+                f"{height}x{width} pair, the windows a {grid[0]}x{grid[1]} one: with 18x14 "
+                f"windows H must be a multiple of 288 and W of 224 (at least 448)"
+            )
+        return self.fc(cells.permute(0, 2, 3, 1).flatten(0, 2))

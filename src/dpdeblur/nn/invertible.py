@@ -1,63 +1,131 @@
-"""Invertible channel mixing for K3DN's deblur blocks (spec: k3dn.md, part b).
+"""Channel weights and invertible channel mixing of K3DN's deblur blocks (docs/k3dn.md).
 
-* The known inference code's structure: a Glow-style invertible 1x1 convolution (Kingma
-  and Dhariwal, 2018, Sec. 3.2) in LU form, ``W = P L (U + diag(sign(s) exp(log|s|)))``
-  with a fixed permutation ``P``, unit lower-triangular ``L`` and strictly upper ``U``,
-  initialised from a random rotation. The reblur path uses ``W^-1``.
-* Ours: ``W^-1`` is formed from triangular solves, ``U^-1 L^-1 P^T``, and
-  :func:`leaky_relu_inverse` undoes the deblur block's LeakyReLU, so the deblur core and
-  its reverse compose to the identity.
+* The public K3DN code's (computed exactly here):
+  - Channel weights from a window's interacted disparity vector ``e`` (length D): an
+    equalised linear layer, ``z = W e / sqrt(D) + b``, then ``a = softmax(z)`` over the C
+    channels (the weights sum to 1). Initialisation ``W ~ N(0, 1)``, ``b = 1``.
+  - A Glow invertible 1x1 convolution (Kingma and Dhariwal, 2018, Sec. 3.2) in LU form:
+    ``M = P L U`` with the fixed permutation ``P`` (buffer ``p``), ``L = I +`` the
+    strictly lower part of ``lower``, ``U =`` the strictly upper part of ``upper`` ``+
+    diag(sign_s * exp(log_s))`` (``sign_s`` a buffer). Initialised from the Q of a QR
+    decomposition of a Gaussian matrix, factorised with partial pivoting. The inverse is
+    ``U^-1 L^-1 P^-1`` from general matrix inverses.
+  - Forward, the weights scale the *input* channels of ``M``: ``M (a * x)``. Reverse, the
+    reciprocal weights ``1 / (a + 1e-8)``, clipped to ``[0, truncate]`` (truncate = 100,
+    non-finite set to 0) and divided by their L2 norm (+1e-8) over channels, scale the
+    *output* channels of ``M^-1``: ``a_hat * (M^-1 y)``.
+* Ours: ``weights="bounded"``, the earlier dpdeblur weights ``C softmax(b tanh(z / b))``
+  (mean 1 over channels, logits bounded by ``b = logit_bound``), with a plain (not
+  equalised) linear layer; the reverse then divides by them exactly.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+WEIGHT_MODES = ("softmax", "bounded")
+REVERSE_TRUNCATE = 100.0
+_EPS = 1e-8
 
-class InvertibleConv1x1(nn.Module):
-    """Glow's invertible 1x1 convolution with an LU-decomposed weight.
 
-    ``forward(x)`` applies ``W``; ``forward(x, inverse=True)`` applies ``W^-1``.
+class EqualLinear(nn.Module):
+    """Linear layer whose weight is scaled by ``1/sqrt(in_features)`` at use (StyleGAN2's
+    equalised learning rate, multiplier 1); ``weight ~ N(0, 1)``, bias ``bias_init``."""
+
+    def __init__(self, in_features: int, out_features: int, bias_init: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.scale = 1.0 / math.sqrt(in_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+class ModulatedInvertibleConv1x1(nn.Module):
+    """The channel weights of a window and the invertible 1x1 mixing ``M`` they feed.
+
+    Args:
+        channels: C.
+        style_dim: length D of the (interacted) disparity vectors.
+        weights: ``"softmax"`` (the release's) or ``"bounded"`` (ours, see the module doc).
+        logit_bound: ``b`` of the bounded weights.
     """
 
-    def __init__(self, channels: int):
+    def __init__(
+        self,
+        channels: int,
+        style_dim: int,
+        weights: str = "softmax",
+        logit_bound: float = 3.0,
+    ):
         super().__init__()
+        if weights not in WEIGHT_MODES:
+            raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {weights!r}")
+        if logit_bound <= 0:
+            raise ValueError(f"logit_bound must be positive, got {logit_bound}")
+        self.channels = channels
+        self.weight_mode = weights
+        self.logit_bound = logit_bound
         rotation = torch.linalg.qr(torch.randn(channels, channels))[0]
         perm, lower, upper = torch.linalg.lu(rotation)
         diag = torch.diagonal(upper)
-        self.channels = channels
-        self.register_buffer("perm", perm)
+        # Registration order = the release's state-dict order: lower, log_s, upper, p, sign_s.
+        self.lower = nn.Parameter(lower)
+        self.log_s = nn.Parameter(torch.log(diag.abs()))
+        self.upper = nn.Parameter(torch.triu(upper, 1))
+        self.register_buffer("p", perm)
         self.register_buffer("sign_s", torch.sign(diag))
         self.register_buffer("lower_mask", torch.tril(torch.ones_like(lower), -1), persistent=False)
         self.register_buffer("eye", torch.eye(channels), persistent=False)
-        self.lower = nn.Parameter(lower)
-        self.upper = nn.Parameter(torch.triu(upper, 1))
-        self.log_s = nn.Parameter(torch.log(diag.abs()))
+        if weights == "softmax":
+            self.modulation: nn.Module = EqualLinear(style_dim, channels, bias_init=1.0)
+        else:
+            self.modulation = nn.Linear(style_dim, channels)
 
-    def _factors(self) -> tuple[Tensor, Tensor]:
+    # -- the weights -------------------------------------------------------------------
+    def channel_weights(self, style: Tensor) -> Tensor:
+        """N x D interacted disparity vectors -> N x C positive channel weights."""
+        logits = self.modulation(style)
+        if self.weight_mode == "softmax":
+            return torch.softmax(logits, dim=-1)
+        bound = self.logit_bound
+        return self.channels * torch.softmax(bound * torch.tanh(logits / bound), dim=-1)
+
+    def reverse_weights(self, weights: Tensor) -> Tensor:
+        """The weights the reverse direction applies after ``M^-1``."""
+        if self.weight_mode == "bounded":
+            return 1.0 / weights
+        inverse = (1.0 / (weights + _EPS)).clamp(0.0, REVERSE_TRUNCATE)
+        inverse = torch.where(torch.isfinite(inverse), inverse, torch.zeros_like(inverse))
+        return inverse / torch.sqrt(inverse.pow(2).sum(dim=-1, keepdim=True) + _EPS)
+
+    # -- the mixing --------------------------------------------------------------------
+    def factors(self) -> tuple[Tensor, Tensor]:
+        """``L`` (unit lower triangular) and ``U`` (upper triangular)."""
         lower = self.lower * self.lower_mask + self.eye
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
         return lower, upper
 
-    def weight(self, inverse: bool = False) -> Tensor:
-        """The C x C mixing matrix ``W`` or its inverse."""
-        lower, upper = self._factors()
+    def matrix(self, inverse: bool = False) -> Tensor:
+        """The C x C mixing matrix ``M = P L U``, or ``U^-1 L^-1 P^-1``."""
+        lower, upper = self.factors()
         if not inverse:
-            return self.perm @ lower @ upper
-        lower_inv = torch.linalg.solve_triangular(lower, self.eye, upper=False, unitriangular=True)
-        upper_inv = torch.linalg.solve_triangular(upper, self.eye, upper=True)
-        return upper_inv @ lower_inv @ self.perm.T
+            return self.p @ lower @ upper
+        return torch.linalg.inv(upper) @ torch.linalg.inv(lower) @ torch.linalg.inv(self.p)
 
-    def forward(self, x: Tensor, inverse: bool = False) -> Tensor:
-        weight = self.weight(inverse).to(x.dtype)
-        return F.conv2d(x, weight[:, :, None, None])
+    def forward(self, x: Tensor, weights: Tensor) -> Tensor:
+        """``M (a * x)`` on N x C x h x w windows, ``weights`` N x C."""
+        return F.conv2d(x * weights[:, :, None, None], self.matrix()[:, :, None, None])
+
+    def inverse(self, y: Tensor, weights: Tensor) -> Tensor:
+        """``a_hat * (M^-1 y)``, with ``a_hat`` from :meth:`reverse_weights`."""
+        unmixed = F.conv2d(y, self.matrix(inverse=True)[:, :, None, None])
+        return unmixed * self.reverse_weights(weights)[:, :, None, None]
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}"
-
-
-def leaky_relu_inverse(y: Tensor, negative_slope: float) -> Tensor:
-    """The inverse of ``leaky_relu(x, negative_slope)`` for a positive slope."""
-    return torch.where(y >= 0, y, y / negative_slope)
+        return f"channels={self.channels}, weights={self.weight_mode!r}"

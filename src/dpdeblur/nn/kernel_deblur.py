@@ -1,35 +1,30 @@
-"""K3DN's disparity-aware deblur block ("PSF block") and the query of the kernel set.
+"""K3DN's disparity-aware deblur block ("PSF block"), on windows of the 1/8 feature map.
 
-What is whose (spec: k3dn.md):
+What is whose (docs/k3dn.md):
 
 * The paper's (Sec. 1, module i): a disparity feature map *queries* a trainable kernel set
-  to form the blur kernel that best describes the local, spatially varying blur; the
-  deblur follows the blur model in the Fourier domain. Module ii (reblurring
-  regularisation) reuses the kernel to reblur the restored estimate during training.
-* The known inference code's structure: blocks at 1/8 resolution on windows of the feature
-  map; each block owns one kernel per channel; per window, the disparity vector interacts
-  with the kernels (a learned read-out of the kernel taps) and gives a softmax over
-  channels, the kernel weights ``s``; an invertible 1x1 conv ``M`` mixes the channels. One
-  block: ``y = act(M (s * act(k * x))) + x``; the reverse uses the inverse kernel, the
-  inverse weights and ``M^-1``. (We call ``x -> M (s * act(k * x))`` the block's core.)
-* Ours:
-  - ``k * x`` is the Fourier deblur of :mod:`dpdeblur.nn.kernel_set` on the whole feature
-    map (the kernels are shared by all windows; only the weights vary per window).
-  - The kernel set has ``kernel_set_size`` kernels (default: one per channel, as the
-    inference code); channel ``c`` uses kernel ``c mod kernel_set_size``.
-  - The weights are ``s = C softmax(b tanh(z / b))`` per window: a softmax over channels
-    rescaled to mean 1, with logits bounded by ``b`` so that ``1 / s`` (the reverse path's
-    inverse weights) stays within ``[e^-2b, e^2b]``.
-  - Each block's residual branch is scaled by a learnable gain ``g`` (ReZero-style,
-    initialised to ``residual_gain`` = 0.1), shared by both directions: with mean-1
-    weights and no gain, eight residual blocks grew the features' scale about 400-fold at
-    initialisation (the inference code damps instead by the softmax's 1/C).
-  - The reverse block is ``y + g act(core^-1(y))`` with the exact inverse of the core
-    ``core(x) = M (s * act(deblur(x)))``: ``core^-1(y) = reblur(act^-1(M^-1 y / s))``. So
-    :meth:`DisparityAwareDeblurBlock.core_inverse` undoes
-    :meth:`DisparityAwareDeblurBlock.core` exactly (same kernel, same weights); the
-    residual blocks as a whole are not inverses of each other (neither are they in the
-    inference code), which keeps the reblur loss from being trivially satisfied.
+  to form the kernel that best describes the local blur; module ii (reblurring
+  regularisation) reuses the kernel in reverse during training.
+* The public K3DN code's (computed exactly here with the defaults). Per window ``n`` of
+  ``h x w`` feature pixels, with its disparity vector ``d_n`` (length D) and the block's
+  kernels ``K`` (one per channel, :class:`~dpdeblur.nn.kernel_set.SymmetricKernelSet`,
+  key ``conv1``):
+  - interaction (``inter``): ``g_c = sum_{r, s <= k//2} T[c, r, s] K_c[r, s]`` over the
+    free (left) taps of the normalised kernel, ``e_n = lrelu(W_o ((W_r d_n + b_r) * g) +
+    b_o) + d_n``;
+  - channel weights ``a_n = softmax(W_m e_n / sqrt(D) + b_m)`` and the mixing ``M``
+    (``conv2``, :class:`~dpdeblur.nn.invertible.ModulatedInvertibleConv1x1`);
+  - forward: ``y = lrelu(M (a_n * lrelu(DW_K(x)))) + x``, where ``DW_K`` is the 9x9
+    depthwise cross-correlation with ``K`` itself, zero padding at the window's borders;
+  - reverse: ``y = lrelu(DW_K'(lrelu(a_hat_n * (M^-1 x)))) + x``, with the kernel ``K'`` of
+    the reciprocal spectrum (``reverse_kernel="reciprocal"``, the training-mode module)
+    or ``K`` itself (``"forward"``, what the released inference switch leaves); the
+    interaction reads ``K`` in both directions. It is not the inverse of the forward block.
+* Ours (options): ``deblur="inverse_filter"`` replaces ``DW_K`` by the division of each
+  window's spectrum by the kernel's transfer function, floored at ``spectrum_floor``
+  (circular window borders), and the reverse's ``DW_K'`` by the multiplication with it;
+  ``residual_gain`` adds a learnable gain ``g`` on the residual branch (ReZero-style);
+  ``weights="bounded"`` (see :mod:`dpdeblur.nn.invertible`).
 """
 
 from __future__ import annotations
@@ -38,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dpdeblur.nn.invertible import InvertibleConv1x1, leaky_relu_inverse
+from dpdeblur.nn.invertible import ModulatedInvertibleConv1x1
 from dpdeblur.nn.k3dn_layers import LEAKY_SLOPE
 from dpdeblur.nn.kernel_set import (
     SymmetricKernelSet,
@@ -47,103 +42,128 @@ from dpdeblur.nn.kernel_set import (
     kernel_transfer,
 )
 
+DEBLUR_MODES = ("correlation", "inverse_filter")
+REVERSE_KERNELS = ("reciprocal", "forward")
 
-class KernelQuery(nn.Module):
-    """Disparity vector x kernel set -> per-window channel (kernel) weights.
 
-    The kernel taps are read out into one descriptor per channel, ``d_c = <a_c, k_c>``;
-    the disparity vector ``r`` is updated by its interaction with them,
-    ``r' = r + act(W_o (W_r r * d))``, and ``s = C softmax(b tanh(W_s r' / b))``.
+def _lrelu(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, LEAKY_SLOPE)
+
+
+class KernelInteraction(nn.Module):
+    """``e = lrelu(W_o ((W_r d + b_r) * g) + b_o) + d`` with ``g_c = <T_c, free taps of K_c>``.
+
+    ``to_w`` (1 x C x 1 x k x taps-per-row) is the release's shape.
     """
 
-    def __init__(self, channels: int, style_dim: int, taps: int, logit_bound: float = 3.0):
+    def __init__(self, channels: int, style_dim: int, kernel_size: int, row_taps: int):
         super().__init__()
-        if logit_bound <= 0:
-            raise ValueError(f"logit_bound must be positive, got {logit_bound}")
-        self.channels = channels
-        self.logit_bound = logit_bound
-        self.tap_readout = nn.Parameter(torch.zeros(channels, taps))
-        self.to_channels = nn.Linear(style_dim, channels)
-        self.to_style = nn.Linear(channels, style_dim)
-        self.to_logits = nn.Linear(style_dim, channels)
+        self.channels, self.kernel_size, self.row_taps = channels, kernel_size, row_taps
+        self.to_w = nn.Parameter(torch.zeros(1, channels, 1, kernel_size, row_taps))
+        self.to_r = nn.Linear(style_dim, channels)
+        self.out = nn.Linear(channels, style_dim)
+        for layer in (self.to_r, self.out):
+            nn.init.trunc_normal_(layer.weight, std=0.001)
+            nn.init.zeros_(layer.bias)
 
-    def forward(self, style: Tensor, taps: Tensor) -> Tensor:
-        """``style``: ... x style_dim disparity vectors; ``taps``: C x taps kernel taps.
-
-        Returns ... x C positive weights with mean 1 over channels.
-        """
-        descriptor = (self.tap_readout * taps).sum(dim=-1)
-        interaction = self.to_style(self.to_channels(style) * descriptor)
-        style = style + F.leaky_relu(interaction, LEAKY_SLOPE)
-        bound = self.logit_bound
-        logits = bound * torch.tanh(self.to_logits(style) / bound)
-        return self.channels * torch.softmax(logits, dim=-1)
+    def forward(self, style: Tensor, kernels: Tensor) -> Tensor:
+        """``style``: N x D disparity vectors; ``kernels``: C x k x k -> N x D."""
+        taps = self.to_w.view(self.channels, self.kernel_size, self.row_taps)
+        descriptor = (taps * kernels[..., : self.row_taps]).sum(dim=(-2, -1))
+        return _lrelu(self.out(self.to_r(style) * descriptor)) + style
 
 
 class DisparityAwareDeblurBlock(nn.Module):
-    """One K3DN deblur block on B x C x H x W features with per-window disparity vectors.
+    """One K3DN deblur block on N x C x h x w windows, one disparity vector per window.
 
-    ``forward(x, style)`` deblurs, ``reverse(y, style)`` reblurs; ``style`` is
-    B x gh x gw x style_dim, one vector per window of a ``gh x gw`` grid that tiles the map.
+    ``forward(x, style)`` deblurs, ``reverse(x, style)`` is the reverse form (reblur path).
+
+    Args:
+        channels: C.
+        style_dim: D.
+        kernel_size: odd size ``k`` of the kernels (9).
+        spectrum_size: grid ``F`` of the stored spectra (10).
+        symmetric: mirror-symmetric kernels (the DP constraint).
+        weights: ``"softmax"`` (release) or ``"bounded"`` (ours).
+        deblur: ``"correlation"`` (release) or ``"inverse_filter"`` (ours).
+        spectrum_floor: floor of the transfer magnitude for ``"inverse_filter"``.
+        residual_gain: ``None`` (release) or the initial value of a learnable residual gain.
+        logit_bound: bound of the ``"bounded"`` weights' logits.
     """
 
     def __init__(
         self,
         channels: int,
         style_dim: int,
-        kernel_set_size: int | None = None,
         kernel_size: int = 9,
         spectrum_size: int = 10,
         symmetric: bool = True,
+        weights: str = "softmax",
+        deblur: str = "correlation",
         spectrum_floor: float = 0.1,
+        residual_gain: float | None = None,
         logit_bound: float = 3.0,
-        residual_gain: float = 0.1,
     ):
         super().__init__()
-        num_kernels = channels if kernel_set_size is None else kernel_set_size
+        if deblur not in DEBLUR_MODES:
+            raise ValueError(f"deblur must be one of {DEBLUR_MODES}, got {deblur!r}")
         self.channels = channels
+        self.deblur_mode = deblur
         self.spectrum_floor = spectrum_floor
-        self.kernel_set = SymmetricKernelSet(num_kernels, kernel_size, spectrum_size, symmetric)
-        self.query = KernelQuery(channels, style_dim, self.kernel_set.taps, logit_bound)
-        self.mix = InvertibleConv1x1(channels)
-        self.gain = nn.Parameter(torch.tensor(float(residual_gain)))
-        self.register_buffer(
-            "channel_kernel", torch.arange(channels) % num_kernels, persistent=False
-        )
+        self.conv1 = SymmetricKernelSet(channels, kernel_size, spectrum_size, symmetric)
+        self.conv2 = ModulatedInvertibleConv1x1(channels, style_dim, weights, logit_bound)
+        row_taps = kernel_size // 2 + 1 if symmetric else kernel_size
+        self.inter = KernelInteraction(channels, style_dim, kernel_size, row_taps)
+        if residual_gain is not None:
+            self.gain = nn.Parameter(torch.tensor(float(residual_gain)))
+        else:
+            self.gain = None
 
-    def operators(self, x: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
-        """The per-channel kernel transfer (C x H x W//2+1) and weight map (B x C x H x W)."""
-        height, width = x.shape[-2:]
-        grid_h, grid_w = style.shape[1:3]
-        if height % grid_h or width % grid_w:
+    @property
+    def kernel_set(self) -> SymmetricKernelSet:
+        return self.conv1
+
+    def channel_weights(self, style: Tensor, kernels: Tensor | None = None) -> Tensor:
+        """N x C weights of each window from its disparity vector (via the interaction)."""
+        if kernels is None:
+            kernels = self.conv1.kernels()
+        return self.conv2.channel_weights(self.inter(style, kernels))
+
+    def _filter(self, x: Tensor, kernels: Tensor, inverse: bool) -> Tensor:
+        if self.deblur_mode == "correlation":
+            weight = kernels.to(x.dtype)[:, None]
+            return F.conv2d(x, weight, padding=kernels.shape[-1] // 2, groups=self.channels)
+        transfer = kernel_transfer(kernels, x.shape[-2], x.shape[-1], self.spectrum_floor)
+        return fourier_deblur(x, transfer) if inverse else fourier_reblur(x, transfer)
+
+    def _residual(self, x: Tensor, branch: Tensor) -> Tensor:
+        return x + (branch if self.gain is None else self.gain * branch)
+
+    def _check(self, x: Tensor, style: Tensor) -> None:
+        if x.dim() != 4 or style.dim() != 2 or x.shape[0] != style.shape[0]:
             raise ValueError(
-                f"a {grid_h}x{grid_w} window grid does not tile a {height}x{width} feature map"
+                f"a deblur block needs N x C x h x w windows and N x D vectors, got "
+                f"{tuple(x.shape)} and {tuple(style.shape)}"
             )
-        kernels = self.kernel_set.kernels()
-        transfer = kernel_transfer(kernels, height, width, self.spectrum_floor)
-        transfer = transfer[self.channel_kernel]
-        taps = self.kernel_set.free_taps(kernels)[self.channel_kernel]
-        weights = self.query(style, taps).permute(0, 3, 1, 2)  # B x C x gh x gw
-        weights = weights.repeat_interleave(height // grid_h, dim=2)
-        weights = weights.repeat_interleave(width // grid_w, dim=3)
-        return transfer, weights.to(x.dtype)
-
-    def core(self, x: Tensor, style: Tensor) -> Tensor:
-        """``M (s * act(deblur(x)))``: the invertible part of the deblur block."""
-        transfer, weights = self.operators(x, style)
-        deblurred = F.leaky_relu(fourier_deblur(x, transfer), LEAKY_SLOPE)
-        return self.mix(weights * deblurred)
-
-    def core_inverse(self, y: Tensor, style: Tensor) -> Tensor:
-        """``reblur(act^-1(M^-1 y / s))``: the exact inverse of :meth:`core`."""
-        transfer, weights = self.operators(y, style)
-        unmixed = self.mix(y, inverse=True) / weights
-        return fourier_reblur(leaky_relu_inverse(unmixed, LEAKY_SLOPE), transfer)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        """Deblur: ``x + g act(core(x))``."""
-        return x + self.gain * F.leaky_relu(self.core(x, style), LEAKY_SLOPE)
+        """Deblur: ``lrelu(M (a * lrelu(DW_K(x)))) + x``."""
+        self._check(x, style)
+        kernels = self.conv1.kernels()
+        weights = self.channel_weights(style, kernels)
+        filtered = _lrelu(self._filter(x, kernels, inverse=True))
+        return self._residual(x, _lrelu(self.conv2(filtered, weights.to(x.dtype))))
 
-    def reverse(self, y: Tensor, style: Tensor) -> Tensor:
-        """Reblur (training only): ``y + g act(core^-1(y))``, same kernels and weights."""
-        return y + self.gain * F.leaky_relu(self.core_inverse(y, style), LEAKY_SLOPE)
+    def reverse(self, x: Tensor, style: Tensor, kernel: str = "reciprocal") -> Tensor:
+        """Reverse form: ``lrelu(DW_K'(lrelu(a_hat * (M^-1 x)))) + x`` (``K`` with
+        ``kernel="forward"``)."""
+        if kernel not in REVERSE_KERNELS:
+            raise ValueError(f"kernel must be one of {REVERSE_KERNELS}, got {kernel!r}")
+        self._check(x, style)
+        kernels = self.conv1.kernels()
+        weights = self.channel_weights(style, kernels)
+        unmixed = _lrelu(self.conv2.inverse(x, weights.to(x.dtype)))
+        if self.deblur_mode == "inverse_filter":
+            return self._residual(x, _lrelu(self._filter(unmixed, kernels, inverse=False)))
+        reverse_kernels = kernels if kernel == "forward" else self.conv1.kernels(reciprocal=True)
+        return self._residual(x, _lrelu(self._filter(unmixed, reverse_kernels, inverse=False)))

@@ -1,30 +1,31 @@
-"""K3DN's trainable kernel set, stored as spectra, and the Fourier deblur / reblur it drives.
+"""K3DN's trainable kernel set, stored as half spectra, and the Fourier filters of our
+inverse-filter option.
 
-What is whose (spec: k3dn.md):
+What is whose (docs/k3dn.md):
 
 * The paper's (Sec. 1, "disparity-aware deblur module"): a *trainable kernel set* whose
-  kernels obey the DP horizontal-symmetry constraint, and deblurring by "a simple Fourier
-  transform" that follows the blur model; reblurring reuses the same kernel by convolution.
-* The known inference code's structure: each kernel is stored as a complex spectrum of size
-  ``F x (F//2 + 1)`` (F = 10); the spatial kernel is its inverse real FFT, cropped to the
-  left half ``k x (k//2 + 1)`` (k = 9, centre column included) and completed by mirroring,
-  so ``k(x, y) = k(-x, y)`` holds bit for bit; kernels are L2-normalised; the inverse
-  operator comes from a reciprocal spectrum; kernels act on features, not pixels.
+  kernels obey the DP horizontal-symmetry constraint.
+* The public K3DN code's (computed exactly here, :class:`SymmetricKernelSet`): each
+  channel's kernel is stored as a complex half spectrum ``W`` of ``F x (F/2 + 1)``
+  frequencies (F = 10), a parameter of shape ``1 x C x 1 x F x (F/2 + 1) x 2`` (real,
+  imaginary). The spatial kernel is its inverse real 2-D DFT on an ``F x F`` grid
+  (factor ``1/F^2``); rows ``0 .. k-1`` and columns ``0 .. k//2`` are kept (k = 9) and
+  columns ``k//2 - 1 .. 0`` appended, ``K[r, s] = R[r, k//2 - |s - k//2|]``, so every
+  kernel is an exact horizontal mirror of itself; it is not re-centred. The kernel is then
+  divided by ``sqrt(sum K^2 + 1e-8)``. The reverse direction's kernel ``K'`` comes the
+  same way from the reciprocal spectrum ``1 / (W + 1e-8)`` (non-finite entries set to 0);
+  it is not the inverse filter of ``K``.
 * Ours:
-  - The deblur is done in the Fourier domain on the whole feature map (circular
-    boundary): the transfer function ``K`` of the centred spatial kernel on the map's grid
-    is computed exactly, and the deblur divides by it. The inference code instead crops the
-    reciprocal of the 10x6 stored spectrum to a 9x9 kernel, which is not the inverse of
-    the forward kernel.
-  - Where ``|K|`` is below ``floor`` its magnitude is raised to ``floor`` (phase kept): a
-    thresholded inverse filter whose gain is at most ``1 / floor``. The reblur multiplies
-    by the same floored ``K``, so ``reblur(deblur(x)) == x`` up to rounding, for any
-    features, and where ``|K| >= floor`` the reblur is exactly the convolution with the
-    kernel. Floored magnitudes keep ``K(u, v) == K(-u, v)``, so symmetry survives.
-  - Initialisation: each kernel starts as a centred delta plus small Gaussian noise (the
-    deblur starts near the identity), stored as its spectrum.
-  - ``symmetric=False`` (the ablation "no kernel symmetry") crops the full ``k x k`` window
-    instead of mirroring: free kernels.
+  - Backend independence: the stored spectra need not be Hermitian along the vertical
+    frequency in the columns ``v = 0`` and ``v = F/2``; PyTorch's CPU inverse transform
+    ignores the anti-Hermitian part there, cuFFT may not. Before the transform those two
+    columns are replaced by their Hermitian part, ``(W[u, v] + conj(W[-u, v])) / 2``,
+    which leaves the CPU result unchanged and makes every backend agree.
+  - ``symmetric=False`` (the ablation "no kernel symmetry") keeps the full ``k x k``
+    corner of the inverse transform instead of mirroring: free kernels.
+  - :func:`kernel_transfer`, :func:`fourier_deblur`, :func:`fourier_reblur`: the
+    inverse-filter deblur option (``K3DN(deblur="inverse_filter")``): divide each window's
+    spectrum by the kernel's transfer function, its magnitude floored (phase kept).
 """
 
 from __future__ import annotations
@@ -32,18 +33,49 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+KERNEL_EPS = 1e-8  # added to the squared norm, and to the spectrum before the reciprocal
 _TINY = 1e-12
 
 
+def hermitian_columns(spectrum: Tensor) -> Tensor:
+    """``spectrum`` (... x F x (F/2+1), complex) with its columns ``v = 0`` and, for even F,
+    ``v = F/2`` replaced by their Hermitian part along the first axis."""
+    size = spectrum.shape[-2]
+    flipped = torch.roll(spectrum.flip(-2), 1, dims=-2).conj()  # W[(-u) mod F, v]
+    hermitian = (spectrum + flipped) / 2
+    columns = [0] + ([size // 2] if size % 2 == 0 else [])
+    last = spectrum.shape[-1] - 1
+    keep = torch.ones(spectrum.shape[-1], dtype=torch.bool, device=spectrum.device)
+    for v in columns:
+        if v <= last:
+            keep[v] = False
+    return torch.where(keep, spectrum, hermitian)
+
+
+def spectrum_to_kernels(spectrum: Tensor, kernel_size: int, symmetric: bool = True) -> Tensor:
+    """Normalised spatial kernels (N x k x k) of complex half spectra (N x F x (F/2+1))."""
+    size = spectrum.shape[-2]
+    spatial = torch.fft.irfft2(hermitian_columns(spectrum), s=(size, size))
+    k, half = kernel_size, kernel_size // 2
+    if symmetric:
+        columns = [half - abs(s - half) for s in range(k)]
+        kernels = spatial[:, :k][..., columns]
+    else:
+        kernels = spatial[:, :k, :k]
+    return kernels / torch.sqrt(kernels.pow(2).sum(dim=(-2, -1), keepdim=True) + KERNEL_EPS)
+
+
 class SymmetricKernelSet(nn.Module):
-    """A set of ``num_kernels`` trainable ``k x k`` blur kernels, each stored as a spectrum.
+    """``num_kernels`` trainable ``k x k`` kernels, each stored as a complex half spectrum.
 
     Args:
-        num_kernels: size of the kernel set.
+        num_kernels: size of the kernel set (one per feature channel in K3DN).
         kernel_size: odd spatial size ``k`` of each kernel.
-        spectrum_size: size ``F >= k`` of the stored spectrum's spatial grid.
+        spectrum_size: size ``F >= k`` of the stored spectrum's grid.
         symmetric: mirror the left half so each kernel is its own horizontal mirror.
-        init_noise: standard deviation of the noise added to the delta at initialisation.
+
+    The parameter ``weight`` (1 x N x 1 x F x (F/2+1) x 2) is the release's
+    ``deblur.<l>.conv1.weight``; it starts N(0, 1), as there.
     """
 
     def __init__(
@@ -52,7 +84,6 @@ class SymmetricKernelSet(nn.Module):
         kernel_size: int = 9,
         spectrum_size: int = 10,
         symmetric: bool = True,
-        init_noise: float = 0.05,
     ):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
@@ -67,13 +98,8 @@ class SymmetricKernelSet(nn.Module):
         self.kernel_size = kernel_size
         self.spectrum_size = spectrum_size
         self.symmetric = symmetric
-        self.offset = (spectrum_size - kernel_size) // 2  # top-left corner of the crop
-        centre = self.offset + kernel_size // 2
-        spatial = init_noise * torch.randn(num_kernels, spectrum_size, spectrum_size)
-        spatial[:, centre, centre] += 1.0
-        spectrum = torch.fft.rfft2(spatial)
-        # Stored as (real, imag) pairs: N x F x (F//2 + 1) x 2.
-        self.spectrum = nn.Parameter(torch.view_as_real(spectrum).contiguous())
+        shape = (1, num_kernels, 1, spectrum_size, spectrum_size // 2 + 1, 2)
+        self.weight = nn.Parameter(torch.randn(shape))
 
     @property
     def taps(self) -> int:
@@ -81,38 +107,25 @@ class SymmetricKernelSet(nn.Module):
         k = self.kernel_size
         return k * (k // 2 + 1) if self.symmetric else k * k
 
-    def kernels(self) -> Tensor:
-        """The spatial kernels, N x k x k, L2-normalised (exact mirrors when symmetric)."""
-        size = self.spectrum_size
-        spatial = torch.fft.irfft2(torch.view_as_complex(self.spectrum), s=(size, size))
-        o, k = self.offset, self.kernel_size
-        rows = spatial[:, o : o + k]
-        if self.symmetric:
-            half = rows[..., o : o + k // 2 + 1]  # columns -k//2 .. 0 (centre included)
-            kernels = torch.cat([half, half[..., :-1].flip(-1)], dim=-1)
-        else:
-            kernels = rows[..., o : o + k]
-        norm = torch.rsqrt(kernels.pow(2).sum(dim=(-2, -1), keepdim=True) + _TINY)
-        return kernels * norm
+    def spectrum(self) -> Tensor:
+        """The stored half spectra as a complex N x F x (F/2+1) tensor (float32)."""
+        return torch.view_as_complex(self.weight[0, :, 0].float().contiguous())
+
+    def kernels(self, reciprocal: bool = False) -> Tensor:
+        """The spatial kernels ``K`` (or ``K'`` with ``reciprocal``), N x k x k."""
+        spectrum = self.spectrum()
+        if reciprocal:
+            spectrum = 1.0 / (spectrum + KERNEL_EPS)
+            spectrum = torch.where(torch.isnan(spectrum), torch.zeros_like(spectrum), spectrum)
+        return spectrum_to_kernels(spectrum, self.kernel_size, self.symmetric)
 
     def free_taps(self, kernels: Tensor | None = None) -> Tensor:
-        """The independent taps of each kernel, N x taps (the query reads these).
-
-        ``kernels``: the output of :meth:`kernels`, if already at hand.
-        """
+        """The independent taps of each kernel, N x taps (the interaction reads these)."""
         if kernels is None:
             kernels = self.kernels()
         if self.symmetric:
             kernels = kernels[..., : self.kernel_size // 2 + 1]
         return kernels.flatten(1)
-
-    def transfer(self, height: int, width: int, floor: float = 0.0) -> Tensor:
-        """Transfer functions of the centred kernels on an ``height x width`` grid.
-
-        Returns a complex N x height x (width // 2 + 1) tensor (``rfft2`` layout), the
-        magnitude floored at ``floor`` (see :func:`floor_magnitude`).
-        """
-        return kernel_transfer(self.kernels(), height, width, floor)
 
     def extra_repr(self) -> str:
         return (
@@ -122,18 +135,16 @@ class SymmetricKernelSet(nn.Module):
 
 
 def kernel_transfer(kernels: Tensor, height: int, width: int, floor: float = 0.0) -> Tensor:
-    """``rfft2`` of ``kernels`` (N x k x k) centred at the origin of an H x W circular grid."""
+    """Transfer functions (``rfft2`` layout, complex N x H x (W//2+1)) of the filters the
+    depthwise cross-correlation with ``kernels`` (N x k x k, centre tap ``k//2``) applies
+    on an ``height x width`` circular grid, magnitude floored at ``floor``."""
     k = kernels.shape[-1]
     if height < k or width < k:
         raise ValueError(f"a {k}x{k} kernel needs a grid of at least {k}x{k}, got {height}x{width}")
-    canvas = torch.nn.functional.pad(_fft_ready(kernels), (0, width - k, 0, height - k))
+    flipped = kernels.float().flip(-2, -1)  # correlation = convolution with the flip
+    canvas = torch.nn.functional.pad(flipped, (0, width - k, 0, height - k))
     canvas = torch.roll(canvas, shifts=(-(k // 2), -(k // 2)), dims=(-2, -1))
     return floor_magnitude(torch.fft.rfft2(canvas), floor)
-
-
-def _fft_ready(x: Tensor) -> Tensor:
-    """``x`` in float32 if it is in a half-precision type (FFTs of any size need it)."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def floor_magnitude(transfer: Tensor, floor: float) -> Tensor:
@@ -147,12 +158,12 @@ def floor_magnitude(transfer: Tensor, floor: float) -> Tensor:
 
 
 def fourier_filter(x: Tensor, transfer: Tensor) -> Tensor:
-    """Circular filtering of B x C x H x W features by per-channel ``transfer`` (C x H x W//2+1).
+    """Circular filtering of N x C x H x W features by per-channel ``transfer``.
 
     Half precision (autocast) is computed in float32; the result has the input's dtype.
     """
     height, width = x.shape[-2:]
-    spectrum = torch.fft.rfft2(_fft_ready(x))
+    spectrum = torch.fft.rfft2(x.float())
     return torch.fft.irfft2(spectrum * transfer, s=(height, width)).to(x.dtype)
 
 
@@ -162,5 +173,5 @@ def fourier_deblur(x: Tensor, transfer: Tensor) -> Tensor:
 
 
 def fourier_reblur(x: Tensor, transfer: Tensor) -> Tensor:
-    """Convolution with the kernel: multiply the features' spectrum by its transfer."""
+    """Filtering by the kernel itself: multiply the features' spectrum by its transfer."""
     return fourier_filter(x, transfer)

@@ -3,8 +3,8 @@
 In focus, both half-aperture kernels are the same delta, so the left and right views are
 identical there (DPANet Sec. III-A, Fig. 2); they are also identical on flat regions at
 any blur. In both cases the mean of the views already is the sharp image, and any
-correction a network adds there is error. K3DN's sharp-region preservation (spec
-k3dn.md) finds in-focus regions from the views' zero disparity with a learnt module; this
+correction a network adds there is error. K3DN's sharp-region preservation
+(docs/k3dn.md) finds in-focus regions from the views' zero disparity with a learnt module; this
 gate is the parameter-light version of the same idea for residual heads:
 
     g(x) = 1 - exp(-D(x) / tau),   D = max over a k x k window of mean_c |L - R|

@@ -1,21 +1,20 @@
-"""``make reproduce-table``: run a paper table's sweep, then render it beside the paper.
+"""The reproduce planner: run a paper table's sweep, then render it beside the paper.
 
-``python -m dpdeblur.research.reproduce --table dpanet-4 --data /data/dd_dp_dataset_png`` runs
+``dpdeblur-reproduce`` (``make reproduce-table``) drives it: ``reproduce("dpanet-4", data)`` runs
 ``dpdeblur-train -m experiment=dpanet_table4`` (one job per row and seed, in the sweep
 folder ``<runs-dir>/<table>/<time>``) and writes the table as Markdown, CSV and LaTeX into
-``experiments/results/``. ``--scale smoke`` runs the same sweep on a synthetic DPDD tree it
+``experiments/results/``. ``scale="smoke"`` runs the same sweep on a synthetic DPDD tree it
 writes (64x64 scenes; 6 train, 2 val, 2 test), every model at a sixteenth of its width
 (K3DN at 8 channels), two training steps per row, on the CPU: the end-to-end check that
 every row is wired. Table II has no sweep of its own: it scores the best checkpoint of a
 finished ``dpanet`` row at half resolution (training one first if none is found).
 
-``--estimate`` prints the expected GPU hours per row instead (docs/reproduce.md: MACs
+``estimate`` gives the expected GPU hours per row instead (docs/reproduce.md: MACs
 counted here, the recipe's sample count, an assumed sustained throughput).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -26,21 +25,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+from dpdeblur.data.writer import write_synthetic_dpdd
 from dpdeblur.errors import ConfigError, DataError, DpdeblurError
-from dpdeblur.research.tables import TableSpec, collect_table, find_runs, load_table, render
+from dpdeblur.research.benchmarks.macs import count_macs
+from dpdeblur.research.tables import TableSpec, collect_table, load_table, render
 from dpdeblur.research.tables.collect import STATUS_NOT_IMPLEMENTED, STATUS_OK
+from dpdeblur.runs.checkpoints import model_from_config
+from dpdeblur.runs.find import best_checkpoint, find_runs
+from dpdeblur.training.config import compose_config
 
 SCALES = ("full", "smoke")
 RESULTS_DIR = Path("experiments/results")
 
-# Smoke scale: the same sweep, tiny. The widths are per model family (conf/experiment
-# tables' `widths`): DPANet and DPDNet take a channel multiplier, K3DN a channel count.
+# Smoke scale: the same sweep, tiny. Sizes are per model family (conf/experiment tables'
+# `widths` and `base_channels`): DPANet's and DPDNet's width multiplier, K3DN's base
+# channel count.
 SMOKE_SCENES = 10  # 70/15/15 -> 6 train, 2 val, 2 test
 SMOKE_SIZE = (64, 64)
 SMOKE_OVERRIDES = (
     "widths.dpanet=0.0625",
     "widths.dpdnet=0.0625",
-    "widths.k3dn=8",
+    "base_channels.k3dn=8",
     "data.crop_size=64",
     "data.batch_size=3",  # 6 training scenes: two steps
     "data.resize=null",
@@ -85,8 +94,6 @@ def script(name: str) -> str:
 
 def write_smoke_data(root: Path) -> Path:
     """A synthetic DPDD tree for the smoke scale (kept when it already exists)."""
-    from dpdeblur.data.writer import write_synthetic_dpdd
-
     if not (root / "test_c").is_dir():
         write_synthetic_dpdd(root, n=SMOKE_SCENES, size=SMOKE_SIZE, seed=0)
     return root
@@ -122,28 +129,6 @@ def sweep_command(
     return command
 
 
-def finished_checkpoint(runs_dir: Path, row: str) -> Path | None:
-    """The best checkpoint of the newest finished training run of ``row`` under ``runs_dir``."""
-    if not runs_dir.is_dir():
-        return None
-    try:
-        runs = find_runs([runs_dir])
-    except DpdeblurError:
-        return None
-    found = []
-    for run in runs:
-        best = (run.metrics or {}).get("best_checkpoint")
-        if (
-            run.status == STATUS_OK
-            and run.get("row") == row
-            and run.get("task_name") == "train"
-            and best
-            and Path(best).is_file()
-        ):
-            found.append((run.mtime, Path(best)))
-    return max(found)[1] if found else None
-
-
 def eval_commands(
     table: TableSpec,
     data_root: Path | None,
@@ -160,7 +145,9 @@ def eval_commands(
             f"table '{table.name}' lacks recipe.train_row/train_experiment", table.path, None
         )
     commands = []
-    checkpoint = None if scale == "smoke" else finished_checkpoint(runs_dir, row)
+    checkpoint = (
+        None if scale == "smoke" else best_checkpoint([runs_dir], row=row, task_name="train")
+    )
     train_dir = sweep_dir / "train"
     if checkpoint is None:
         train = [script("dpdeblur-train"), f"experiment={experiment}", f"row={row}"]
@@ -217,7 +204,7 @@ def _resolve_best(command: list[str]) -> list[str]:
     for arg in command:
         if arg.startswith("ckpt=@best:"):
             run_dir = Path(arg.split(":", 1)[1])
-            checkpoint = finished_checkpoint(run_dir, _row_of(run_dir))
+            checkpoint = best_checkpoint([run_dir], row=_row_of(run_dir), task_name="train")
             if checkpoint is None:
                 raise DpdeblurError(
                     "the training run before the evaluation did not finish",
@@ -230,8 +217,6 @@ def _resolve_best(command: list[str]) -> list[str]:
 
 
 def _row_of(run_dir: Path) -> str:
-    import yaml
-
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     return str(config.get("row"))
 
@@ -303,13 +288,6 @@ def estimate_row(
 ) -> dict[str, Any]:
     """GPU hours of one row: MACs counted on the CPU at ``count_size``^2 and scaled to the
     crop and to a DPDD validation image, times the recipe's samples, at ``tflops``."""
-    import torch
-    from omegaconf import OmegaConf
-
-    from dpdeblur.research.benchmarks.macs import count_macs
-    from dpdeblur.runs.checkpoints import model_from_config
-    from dpdeblur.training.config import compose_config
-
     row = spec.row(row_id)
     experiment = spec.experiment or spec.recipe.get("train_experiment")
     cfg = compose_config("train", [f"experiment={experiment}", f"row={row.run}"], Path("."))
@@ -334,71 +312,6 @@ def estimate_row(
 
 
 def estimate(table: str, tflops: float) -> list[dict[str, Any]]:
+    """:func:`estimate_row` for every row of ``table`` that we can train."""
     spec = load_table(table)
     return [estimate_row(spec, r.id, tflops) for r in spec.rows if r.implemented]
-
-
-# -- command line ---------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dpdeblur.research.reproduce",
-        description="Run a paper table's sweep and render it beside the paper's numbers.",
-    )
-    parser.add_argument("--table", required=True, help="dpanet-1..4 or k3dn-ablation")
-    parser.add_argument("--data", type=Path, help="DPDD root (dd_dp_dataset_png)")
-    parser.add_argument("--scale", choices=SCALES, default="full")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the table goes")
-    parser.add_argument("--runs-dir", type=Path, help="where the runs go (outputs/reproduce)")
-    parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default: 0)")
-    parser.add_argument("--rows", help="comma-separated rows to run (default: all)")
-    parser.add_argument("--estimate", action="store_true", help="print GPU hours per row")
-    parser.add_argument(
-        "--tflops", type=float, default=100.0, help="sustained training TFLOP/s (--estimate)"
-    )
-    parser.add_argument(
-        "overrides", nargs="*", help="more Hydra overrides for every job (after --)"
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from dpdeblur.cli.common import run_cli
-
-    def _run() -> int:
-        args = build_parser().parse_args(argv)
-        if args.estimate:
-            for item in estimate(args.table, args.tflops):
-                print(
-                    f"{item['row']:<18} {item['model']:<16} {item['gmacs_per_crop']:8.0f} GMACs/crop "
-                    f"x {item['samples']:>9,} samples: {item['gpu_hours']:6.1f} GPU h "
-                    f"at {args.tflops:g} TFLOP/s"
-                )
-            return 0
-        rows, written = reproduce(
-            args.table,
-            args.data,
-            args.scale,
-            args.out,
-            args.runs_dir,
-            args.seeds,
-            args.rows,
-            args.overrides,
-        )
-        print(f"wrote {', '.join(str(p) for p in written.values())}")
-        missing = unfilled(rows)
-        if missing:
-            summary = ", ".join(f"{r['row']} ({r['status']})" for r in missing)
-            raise DpdeblurError(
-                f"{len(missing)} of {len(rows)} rows are not filled: {summary}",
-                written["md"],
-                "see the table's Note column and each job's metrics.json",
-            )
-        return 0
-
-    return run_cli(_run)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

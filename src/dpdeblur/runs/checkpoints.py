@@ -1,15 +1,23 @@
-"""Rebuild a model from any checkpoint this package can meet.
+"""Rebuild a model from any checkpoint this package can meet, and write converted weights.
 
-Three kinds are read:
+:func:`load_model` reads every kind:
+
 - our Lightning checkpoints (``*.ckpt``): the model's config is stored in
   ``hyper_parameters["model_config"]`` and its weights under ``state_dict["model.*"]``;
-- converted release weights from ``dpdeblur-convert`` (``format: dpdeblur-weights``), which
-  name the registry model and its constructor arguments;
-- a plain state dict, when the caller says which model it belongs to.
+- ``dpdeblur-weights`` files (written by :func:`write_weights`, e.g. ``dpdeblur-convert``),
+  which name the registry model and its constructor arguments::
 
+      {"format": "dpdeblur-weights", "version": 1, "model": "dpanet", "model_kwargs": {},
+       "state_dict": {...}, "source": "final.pth"}
+
+- the authors' released files (DPANet's ``final.pth``), recognised by their layout and
+  converted in memory by their format module in :mod:`dpdeblur.runs.releases`;
+- a plain state dict, when the caller names its model.
+
+Weights are checked against the model by :func:`dpdeblur.runs.state_dict.load_strict`.
 Every failure is a one-line :class:`~dpdeblur.errors.CheckpointError`: missing file,
-unreadable file, a checkpoint that names no model, weights of another model (the missing
-and unexpected keys are named).
+unreadable file, a checkpoint that names no model, weights of another model (the missing,
+unexpected and wrong-shape keys are named).
 """
 
 from __future__ import annotations
@@ -22,9 +30,15 @@ import torch
 from torch import nn
 
 from dpdeblur.errors import CheckpointError, ConfigError
+from dpdeblur.models import create_model
+from dpdeblur.runs.releases import FORMATS, detect_release, release_for_model
+from dpdeblur.runs.state_dict import load_strict, model_name
+
+WEIGHTS_FORMAT = "dpdeblur-weights"
+WEIGHTS_VERSION = 1
 
 
-def read_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path) -> Any:
     """``torch.load`` a checkpoint on the CPU with one-line errors."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -45,9 +59,7 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
-    """Build a model from a stored config: ``{_target_, name, **kwargs}`` or ``{name, **kwargs}``."""
-    from dpdeblur.models import create_model
-
+    """Build a model from a stored config: ``{name, **constructor arguments}``."""
     config = dict(config)
     config.pop("_target_", None)
     name = config.pop("name", None)
@@ -59,79 +71,141 @@ def model_from_config(config: Mapping[str, Any]) -> nn.Module:
         raise ConfigError(str(err.args[0]), None, "pick a model name from the list") from None
 
 
-def _load_strict(
-    model: nn.Module, state: Mapping[str, torch.Tensor], path: Path, model_name: str
-) -> None:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong_shape:
-        parts = []
-        for label, keys in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("wrong shape", wrong_shape),
-        ):
-            if keys:
-                parts.append(
-                    f"{len(keys)} {label} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
-                )
-        raise CheckpointError(
-            f"weights do not fit model '{model_name}': " + "; ".join(parts),
-            path,
-            "is this a checkpoint of another model or width? pass the matching model=...",
-        )
-    model.load_state_dict(state, strict=True)
+def write_weights(
+    out: str | Path, model: nn.Module, model_kwargs: Mapping[str, Any], source: str
+) -> Path:
+    """Save ``model``'s weights as a ``dpdeblur-weights`` file that :func:`load_model` reads
+    (plain tensors and names: loadable with ``weights_only=True``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": WEIGHTS_FORMAT,
+            "version": WEIGHTS_VERSION,
+            "model": model_name(model),
+            "model_kwargs": dict(model_kwargs),
+            "state_dict": model.state_dict(),
+            "source": source,
+        },
+        out,
+    )
+    return out
+
+
+def convert_release(model: str, src: str | Path, out: str | Path) -> Path:
+    """``dpdeblur-convert``: the authors' released file for ``model`` as a
+    ``dpdeblur-weights`` file at ``out``, written only for a complete conversion."""
+    fmt = release_for_model(model)
+    net = create_model(fmt.MODEL)
+    load_strict(net, fmt.convert(read_checkpoint(src), net, src), src)
+    return write_weights(out, net, {}, Path(src).name)
+
+
+def _lightning_weights(checkpoint: Mapping) -> dict[str, torch.Tensor]:
+    prefix = "model."
+    return {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+
+
+def _is_state_dict(payload: Mapping) -> bool:
+    return bool(payload) and all(isinstance(v, torch.Tensor) for v in payload.values())
 
 
 def load_model(
-    path: str | Path, model_config: Mapping[str, Any] | None = None
-) -> tuple[nn.Module, dict]:
-    """The model stored in ``path`` (eval mode) and a dict describing where it came from."""
-    path = Path(path).expanduser()
-    checkpoint = read_checkpoint(path)
-    if not isinstance(checkpoint, Mapping):
+    path_or_payload: str | Path | Mapping,
+    model: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The model in a checkpoint (eval mode, CPU) and a dict describing where it came from.
+
+    Args:
+        path_or_payload: a checkpoint file, or what ``torch.load`` read from one.
+        model: registry name. Needed for a plain state dict; for a checkpoint that names
+            its model it must agree with it.
+        model_kwargs: constructor arguments. For a plain state dict, those it was trained
+            with; for a checkpoint that names its model, they replace the stored ones.
+
+    Returns:
+        ``(model, info)`` with ``info = {"path", "kind", "model_config", ...}``; ``kind`` is
+        ``lightning`` (with ``epoch`` and ``global_step``), ``converted``, ``release`` (with
+        ``release_format``) or ``state_dict``.
+    """
+    if isinstance(path_or_payload, Mapping):
+        path, payload = None, path_or_payload
+    else:
+        path = Path(path_or_payload).expanduser()
+        payload = read_checkpoint(path)
+    kwargs = dict(model_kwargs or {})
+    if not isinstance(payload, Mapping):
         raise CheckpointError(
             "checkpoint is not a dict of weights", path, "pass a .ckpt or a dpdeblur-convert output"
         )
-    if checkpoint.get("format") == "dpdeblur-weights":
-        config = {"name": checkpoint["model"], **dict(checkpoint.get("model_kwargs") or {})}
-        state = checkpoint["state_dict"]
-        kind = "converted"
-    elif "state_dict" in checkpoint and "hyper_parameters" in checkpoint:
-        stored = checkpoint["hyper_parameters"].get("model_config")
-        config = dict(model_config or stored or {})
-        if not config:
+    info: dict[str, Any] = {"path": None if path is None else str(path)}
+    release = detect_release(payload)
+    if payload.get("format") == WEIGHTS_FORMAT:
+        stored = {"name": payload["model"], **dict(payload.get("model_kwargs") or {})}
+        state = payload["state_dict"]
+        info["kind"] = "converted"
+    elif "state_dict" in payload and "hyper_parameters" in payload:
+        stored = dict(payload["hyper_parameters"].get("model_config") or {})
+        if not stored and model is None:
             raise CheckpointError(
                 "Lightning checkpoint does not name its model", path, "pass model=<registry name>"
             )
-        state = {
-            k[len("model.") :]: v
-            for k, v in checkpoint["state_dict"].items()
-            if k.startswith("model.")
-        }
-        kind = "lightning"
-    elif all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        if not model_config:
-            raise CheckpointError(
-                "plain state dict names no model", path, "pass model=<registry name>"
-            )
-        config, state, kind = dict(model_config), checkpoint, "state_dict"
-    else:
-        raise CheckpointError(
-            "unrecognised checkpoint layout (keys: " + ", ".join(list(checkpoint)[:5]) + ")",
-            path,
-            "for the authors' final.pth run dpdeblur-convert first",
+        stored = stored or {"name": model}
+        state = _lightning_weights(payload)
+        info.update(
+            kind="lightning", epoch=payload.get("epoch"), global_step=payload.get("global_step")
         )
-    model = model_from_config(config)
-    _load_strict(model, state, path, str(config.get("name")))
-    model.eval()
-    info = {
-        "path": str(path),
-        "kind": kind,
-        "model_config": {k: v for k, v in config.items() if k != "_target_"},
-    }
-    if kind == "lightning":
-        info.update(epoch=checkpoint.get("epoch"), global_step=checkpoint.get("global_step"))
-    return model, info
+    elif release is not None:
+        if model not in (None, release.MODEL):
+            raise CheckpointError(
+                f"this is {release.MODEL}'s released checkpoint ({release.NAME}), "
+                f"not a '{model}' one",
+                path,
+                f"drop --model or pass --model {release.MODEL}",
+            )
+        stored, state = {"name": release.MODEL}, None
+        info.update(kind="release", release_format=release.NAME)
+    elif _is_state_dict(payload):
+        if model is None:
+            raise CheckpointError(
+                "a plain state dict does not name its model",
+                path,
+                "pass --model NAME (and --model-arg KEY=VALUE for its constructor arguments)",
+            )
+        stored, state = {"name": model}, payload
+        info["kind"] = "state_dict"
+    else:
+        formats = ", ".join(fmt.NAME for fmt in FORMATS)
+        raise CheckpointError(
+            "unrecognised checkpoint layout (keys: " + ", ".join(map(str, list(payload)[:5])) + ")",
+            path,
+            "pass a Lightning .ckpt, a dpdeblur-convert output, a state dict with its model, "
+            f"or a released file ({formats})",
+        )
+    stored.pop("_target_", None)
+    name = stored.get("name")
+    if model is not None and name != model:
+        raise CheckpointError(
+            f"checkpoint holds model '{name}', not '{model}'",
+            path,
+            f"drop --model or pass --model {name}",
+        )
+    config = {"name": name, **kwargs} if kwargs else stored
+    net = model_from_config(config)
+    if state is None:  # a released file: renamed onto the model by its format
+        state = release.convert(payload, net, path)
+    load_strict(net, state, path)
+    info["model_config"] = config
+    return net.eval(), info
+
+
+def describe(info: Mapping[str, Any]) -> str:
+    """``dpdnet(width=0.25) from run/last.ckpt (lightning)``: one line on a loaded model."""
+    config = dict(info["model_config"])
+    name = config.pop("name", "?")
+    args = ", ".join(f"{k}={v}" for k, v in config.items())
+    source = info.get("path") or "a checkpoint in memory"
+    return f"{name}({args}) from {source} ({info['kind']})"

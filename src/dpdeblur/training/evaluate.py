@@ -1,6 +1,7 @@
 """The evaluation task behind ``dpdeblur-eval``: score a checkpoint on a split.
 
-Accepts our Lightning checkpoints and converted release weights (``dpdeblur-convert``);
+Accepts every checkpoint :func:`dpdeblur.runs.checkpoints.load_model` reads (ours,
+``dpdeblur-convert`` outputs, the authors' released files, a state dict with ``model``);
 writes ``metrics.json`` and ``{split}_images.csv`` into the run directory, exactly as
 training does, so tables read both alike.
 """
@@ -19,8 +20,8 @@ from dpdeblur.errors import ConfigError
 from dpdeblur.models.ensemble import FlipEnsemble
 from dpdeblur.runs.checkpoints import load_model
 from dpdeblur.runs.directory import save_config, write_metrics
+from dpdeblur.training.setup import build_loggers, check_data, log_tables, model_request, model_size
 from dpdeblur.training.system import DeblurSystem, summarise
-from dpdeblur.training.train import build_loggers, check_data, log_tables, model_size
 
 log = logging.getLogger("dpdeblur")
 
@@ -33,8 +34,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if split not in ("val", "test"):
         raise ConfigError(f"split={split} is not scored", None, "use split=test or split=val")
 
-    model_config = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else None
-    model, info = load_model(cfg.ckpt, model_config)
+    name, kwargs = model_request(
+        OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else None
+    )
+    model, info = load_model(cfg.ckpt, name, kwargs)
     flip_ensemble = bool(cfg.get("flip_ensemble", False))
     if flip_ensemble:
         model = FlipEnsemble(model)

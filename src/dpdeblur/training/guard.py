@@ -8,6 +8,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from dpdeblur.errors import DpdeblurError
@@ -22,9 +24,6 @@ class TrainingDivergedError(DpdeblurError):
 
 def is_multirun() -> bool:
     try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
         return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     except Exception:
         return False
@@ -33,6 +32,7 @@ def is_multirun() -> bool:
 def finish_wandb() -> None:
     """Close a wandb run if one is open (each multirun job must start its own)."""
     try:
+        # wandb takes a second to import; a run that logged to it has imported it already
         import wandb
 
         if wandb.run is not None:

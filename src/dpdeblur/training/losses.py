@@ -18,11 +18,17 @@ Terms (all means over every element of the batch):
   The cap matters: a crop entirely in focus is exact at the start (residual heads), and
   without it (eps 1e-10) its gradient weight 1/MSE drowned every other crop and the
   network learnt to change nothing.
-* ``reblur``: ``mean(|B_hat - (I_L + I_R) / 2|)``, K3DN's reblurring regularisation
-  (spec k3dn.md, part c): ``B_hat`` is ``output.reblurred``, which K3DN sets in training
-  mode only. A model that gives no reblurred image is an error, unless the call says
-  ``skip_unavailable=True`` (for validation, where K3DN runs in eval mode): the term is
-  then left out of the total and of the dict.
+* ``reblur``: K3DN's reblurring regularisation (docs/k3dn.md, "The reblur term"):
+  ``mean(|B_hat - B|)``. ``B_hat`` reblurs an all-in-focus image with the blur the model
+  estimated for the pair: ``output.reblur_fn(I)`` (K3DN's reverse path: ``I`` encoded by
+  the same encoder, the deblur blocks in reverse form with the disparity vectors of the
+  blurry pair, decoded with ``I``'s own skips), where ``I`` is the ground truth
+  (``reblur_image="target"``, the default) or the estimate (``"estimate"``). ``B`` is the
+  mean of the views (``reblur_target="mean"``, the default) or, with ``"views"``, the term
+  is the mean of the L1 distances to each view. A model whose output has no
+  ``reblur_fn`` but a ``reblurred`` image is compared with that image. A model that gives
+  neither is an error, unless the call says ``skip_unavailable=True`` (for validation,
+  where K3DN runs in eval mode): the term is then left out of the total and of the dict.
 """
 
 from __future__ import annotations
@@ -91,9 +97,23 @@ def _image_term(metric: Callable[[Tensor, Tensor], Tensor], name: str) -> LossTe
     return term
 
 
-def reblur_term(output: Tensor | DeblurOutput, batch: Mapping[str, Tensor]) -> Tensor:
-    """L1 between the model's reblurred image and the mean of the input views."""
-    reblurred = output.reblurred if isinstance(output, DeblurOutput) else None
+REBLUR_IMAGES = ("target", "estimate")
+REBLUR_TARGETS = ("mean", "views")
+
+
+def reblur_term(
+    output: Tensor | DeblurOutput,
+    batch: Mapping[str, Tensor],
+    image: str = "target",
+    target: str = "mean",
+) -> Tensor:
+    """L1 between the reblurred all-in-focus image and the blurry input (module doc)."""
+    reblur_fn = output.reblur_fn if isinstance(output, DeblurOutput) else None
+    if reblur_fn is not None:
+        source = output.image if image == "estimate" else _batch_tensor(batch, "target", "reblur")
+        reblurred = reblur_fn(source)
+    else:
+        reblurred = output.reblurred if isinstance(output, DeblurOutput) else None
     if reblurred is None:
         raise TermUnavailableError(
             "loss term 'reblur' needs the model's reblurred image, but the model returned "
@@ -102,6 +122,8 @@ def reblur_term(output: Tensor | DeblurOutput, batch: Mapping[str, Tensor]) -> T
         )
     left = _batch_tensor(batch, "left", "reblur")
     right = _batch_tensor(batch, "right", "reblur")
+    if target == "views":
+        return (l1(reblurred, left) + l1(reblurred, right)) / 2
     return l1(reblurred, (left + right) / 2)
 
 
@@ -119,10 +141,22 @@ class CompositeLoss(nn.Module):
 
     Args:
         terms: ``{name: weight}``; names from :data:`TERMS`, weights finite and >= 0.
+        reblur_image: what the ``reblur`` term reblurs, ``"target"`` or ``"estimate"``.
+        reblur_target: what it compares with, ``"mean"`` (of the views) or ``"views"``.
     """
 
-    def __init__(self, terms: Mapping[str, float]):
+    def __init__(
+        self,
+        terms: Mapping[str, float],
+        reblur_image: str = "target",
+        reblur_target: str = "mean",
+    ):
         super().__init__()
+        if reblur_image not in REBLUR_IMAGES:
+            raise LossError(f"reblur_image must be one of {REBLUR_IMAGES}, got {reblur_image!r}")
+        if reblur_target not in REBLUR_TARGETS:
+            raise LossError(f"reblur_target must be one of {REBLUR_TARGETS}, got {reblur_target!r}")
+        self.reblur_options = {"image": reblur_image, "target": reblur_target}
         if not terms:
             raise LossError("a loss needs at least one term", fix=f"choose from {sorted(TERMS)}")
         weights: dict[str, float] = {}
@@ -146,7 +180,10 @@ class CompositeLoss(nn.Module):
         values: dict[str, Tensor] = {}
         for name, weight in self.weights.items():
             try:
-                value = TERMS[name](output, batch)
+                if name == "reblur":
+                    value = reblur_term(output, batch, **self.reblur_options)
+                else:
+                    value = TERMS[name](output, batch)
             except TermUnavailableError:
                 if skip_unavailable:
                     continue

@@ -1,6 +1,6 @@
 """``DeblurSystem``: the LightningModule that trains and scores any registry model.
 
-DESIGN.md, "How data flows", steps 3-4: the module calls ``model(left, right)``, the loss
+docs/design.md, "How data flows", steps 3-4: the module calls ``model(left, right)``, the loss
 is a weighted sum of named terms (each logged as ``train/<term>``), and validation/test
 compute the protocol metrics per image (:class:`dpdeblur.metrics.MetricSuite`), keep one
 row per image (name, split, indoor/outdoor, every metric, and the blurry input's PSNR for
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dpdeblur.data.panels import comparison_row, render_panel, save_panel
 from dpdeblur.metrics import MetricSuite, psnr
 from dpdeblur.models.output import output_image
-from dpdeblur.training.panels import panel_sample
 
 ROW_FIELDS = (
     "name",
@@ -57,8 +57,8 @@ class DeblurSystem(L.LightningModule):
             so ``dpdeblur-eval`` and ``dpdeblur-deblur`` can rebuild the model.
         output_dir: run directory for the per-image CSVs and panels (None: don't write).
         channels_last: keep weights and input views in NHWC layout. On CPUs oneDNN runs
-            convolutions faster that way (a training step of the demo model: 202 -> 167 ms
-            on 2 cores, ``dpdeblur-bench cpu-train``); the numbers are those of NCHW.
+            convolutions faster that way (``dpdeblur-bench cpu-train``; docs/benchmarks.md,
+            "CPU training step"); the numbers are those of NCHW.
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class DeblurSystem(L.LightningModule):
         self._suite: MetricSuite | None = None
         self.output_dir = Path(output_dir) if output_dir else None
         self.rows: dict[str, list[dict]] = {"val": [], "test": []}
-        self.panels: list[dict[str, np.ndarray]] = []
+        self.panels: list[list[np.ndarray]] = []  # panel rows of this validation
         self.nonfinite: dict[str, Any] | None = None
 
     # -- metrics ----------------------------------------------------------------------
@@ -163,7 +163,9 @@ class DeblurSystem(L.LightningModule):
             self.rows[split].append(row)
         if split == "val" and batch_idx < self.num_panels:
             self.panels.append(
-                panel_sample(batch["left"], batch["right"], prediction, batch["target"])
+                comparison_row(
+                    batch["left"][0], batch["right"][0], prediction[0], batch["target"][0]
+                )
             )
 
     def on_validation_epoch_start(self) -> None:
@@ -204,9 +206,7 @@ class DeblurSystem(L.LightningModule):
     def _log_panels(self) -> None:
         if not self.panels:
             return
-        from dpdeblur.training.panels import panel_grid, save_panel
-
-        grid = panel_grid(self.panels)
+        grid = render_panel(self.panels)
         if self.output_dir is not None:
             save_panel(grid, self.output_dir / "panels" / f"val_epoch{self.current_epoch:03d}.png")
         for logger in self.loggers:

@@ -20,69 +20,59 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
-from dpdeblur.errors import ConfigError, DataError
+from dpdeblur.errors import CheckpointError, ConfigError
 from dpdeblur.runs.checkpoints import load_model, model_from_config
-from dpdeblur.runs.directory import (
-    find_last_checkpoint,
-    resolve_init_checkpoint,
-    save_config,
-    write_metrics,
-)
+from dpdeblur.runs.directory import save_config, write_metrics
+from dpdeblur.runs.find import best_checkpoint, last_checkpoint
+from dpdeblur.runs.state_dict import load_stage1_state_dict, load_strict
 from dpdeblur.training.guard import TrainingDivergedError, is_multirun
+from dpdeblur.training.setup import build_loggers, check_data, log_tables, model_request, model_size
 from dpdeblur.training.system import DeblurSystem, summarise
 
 log = logging.getLogger("dpdeblur")
 
 
-def check_data(datamodule, splits: tuple[str, ...]) -> None:
-    """Stop before training when a file dataset fails its check (headers only: fast)."""
-    if datamodule.dataset != "dpdd":
-        return
-    from dpdeblur.data.check import check_dataset
-
-    report = check_dataset(
-        datamodule.root, kind="dpdd", splits=splits, allow_8bit=datamodule.allow_8bit, quick=True
-    )
-    if not report.ok:
-        more = (
-            f" (and {len(report.problems) - 1} more; run dpdeblur-data check)"
-            if len(report.problems) > 1
-            else ""
+def init_checkpoint(spec: str, log_dir: Path) -> Path:
+    """``init_from``: a checkpoint path, or ``best:<experiment>`` for the best checkpoint of
+    the newest finished run of that experiment under ``log_dir`` (chains recipe stages)."""
+    if not spec.startswith("best:"):
+        return Path(spec).expanduser()
+    experiment = spec.split(":", 1)[1]
+    found = best_checkpoint([log_dir], experiment_name=experiment)
+    if found is None:
+        raise CheckpointError(
+            f"init_from={spec}: no finished run of experiment '{experiment}' with a best checkpoint",
+            Path(log_dir),
+            f"run experiment={experiment} first, or pass init_from=/path/to/best.ckpt",
         )
-        raise DataError(f"dataset check failed: {report.problems[0]}{more}")
+    return found
 
 
-def build_loggers(cfg: DictConfig) -> list:
-    loggers = [instantiate(conf) for conf in (cfg.get("logger") or {}).values() if conf]
-    hparams = OmegaConf.to_container(cfg, resolve=True)
-    for logger in loggers:
-        logger.log_hyperparams(hparams)
-    return loggers
-
-
-def log_tables(loggers: list, split: str, rows: list[dict]) -> None:
-    """The per-image table to loggers that take tables (wandb)."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    for logger in loggers:
-        log_table = getattr(logger, "log_table", None)
-        if callable(log_table):
-            log_table(
-                key=f"{split}/images",
-                columns=columns,
-                data=[[row[c] for c in columns] for row in rows],
-            )
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> Path:
+    """``ckpt_path=last``: this run directory's ``last.ckpt``, else the newest ``last.ckpt``
+    of an earlier run of the same experiment under ``log_dir/task_name``."""
+    roots = Path(cfg.paths.log_dir, cfg.task_name)
+    found = last_checkpoint(output_dir, [roots], cfg.experiment_name)
+    if found is None:
+        raise CheckpointError(
+            f"ckpt_path=last but no last.ckpt of experiment '{cfg.experiment_name}' exists",
+            roots,
+            "train first, or pass ckpt_path=/path/to/last.ckpt",
+        )
+    return found
 
 
 def initialise(model, cfg: DictConfig) -> str | None:
     """``init_from``: start from another run's weights (fresh optimiser), e.g. recipe stage 2.
 
-    With ``stage2=true`` (K3DN's two-stage recipe) the stage-1 weights may lack the
-    sharp-region blocks, and only those blocks are trained afterwards.
+    With ``stage2=true`` (K3DN's two-stage recipe) the stage-1 weights lack the stage-2
+    blocks (K3DN's sharp-region blocks), and only those blocks are trained afterwards.
     """
     spec = cfg.get("init_from")
     if cfg.get("stage2") and not hasattr(model, "freeze_for_stage2"):
@@ -91,24 +81,24 @@ def initialise(model, cfg: DictConfig) -> str | None:
             None,
             "use a K3DN model",
         )
+    path = None
     if spec:
-        path = resolve_init_checkpoint(str(spec), Path(cfg.paths.log_dir))
+        path = init_checkpoint(str(spec), Path(cfg.paths.log_dir))
         if cfg.get("stage2"):
             source, _ = load_model(path)
-            model.load_stage1_state_dict(source.state_dict())
+            load_stage1_state_dict(model, source.state_dict(), path)
         else:
-            source, _ = load_model(path, OmegaConf.to_container(cfg.model, resolve=True))
-            model.load_state_dict(source.state_dict())
+            name, kwargs = model_request(OmegaConf.to_container(cfg.model, resolve=True))
+            source, _ = load_model(path, name, kwargs)
+            load_strict(model, source.state_dict(), path)
         log.info("initialised the model from %s", path)
     if cfg.get("stage2"):
         model.freeze_for_stage2()
-    return str(path) if spec else None
+    return None if path is None else str(path)
 
 
 def is_rank_zero() -> bool:
     """Global rank 0, or no distributed run (Lightning reads RANK, LOCAL_RANK, SLURM_PROCID)."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
@@ -121,11 +111,6 @@ def check_launcher(trainer: L.Trainer, multirun: bool) -> None:
     - ``ddp_spawn`` (and ``ddp_fork``) anywhere: validation and test would run in spawned
       processes, and their per-image scores would never reach ``metrics.json``.
     """
-    from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
-    from lightning.pytorch.strategies.launchers.subprocess_script import (
-        _SubprocessScriptLauncher,
-    )
-
     launcher = getattr(trainer.strategy, "launcher", None)
     processes = getattr(trainer.strategy, "num_processes", 1)
     if isinstance(launcher, _MultiProcessingLauncher) and processes > 1:
@@ -148,10 +133,6 @@ def check_launcher(trainer: L.Trainer, multirun: bool) -> None:
             "sweep on SLURM (hydra/launcher=slurm: one job per row, one task per GPU), or run "
             "the rows one at a time without -m (experiment=<table> row=<row>)",
         )
-
-
-def model_size(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -184,11 +165,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
-        ckpt_path = str(
-            find_last_checkpoint(
-                output_dir, Path(cfg.paths.log_dir), cfg.task_name, cfg.experiment_name
-            )
-        )
+        ckpt_path = str(resume_checkpoint(cfg, output_dir))
         log.info("resuming from %s", ckpt_path)
 
     if cfg.train:

@@ -15,12 +15,17 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-from dpdeblur.hardware import cpu_has_native_bf16
+from dpdeblur.hardware import cpu_has_native_bf16, describe_machine
+from dpdeblur.research.benchmarks.selection import build_model
 from dpdeblur.research.benchmarks.timing import random_pair, training_loss
+from dpdeblur.training.config import compose_config
 
 
 @dataclass(frozen=True)
@@ -120,3 +125,31 @@ def render_cpu_training(results: dict, title: str) -> str:
     for row in results["variants"]:
         lines.append(f"| {row['name']} | {row['ms_per_step']:.1f} | {row['speedup']:.2f}x |")
     return "\n".join(lines) + "\n"
+
+
+def demo_model_config() -> dict[str, Any]:
+    """The demo experiment's model, as ``conf/experiment/demo.yaml`` composes it."""
+    cfg = compose_config("train", ["experiment=demo"], Path("."))
+    config = OmegaConf.to_container(cfg.model, resolve=True)
+    config.pop("_target_", None)
+    return config
+
+
+def measure_cpu_training(
+    model: str | None = None,
+    width: float | None = None,
+    batch: int = 4,
+    crop: int = 128,
+    steps: int = 10,
+) -> tuple[dict[str, Any], str]:
+    """:func:`cpu_training_variants` of registry model ``model`` (default: the demo's, with
+    its arguments) at ``width`` when given; the results with the model and machine, and
+    their Markdown table."""
+    kwargs = demo_model_config() if model is None else {"name": model}
+    name = kwargs.pop("name")
+    if width is not None:
+        kwargs["width"] = width
+    results = cpu_training_variants(lambda: build_model(name, **kwargs), batch, crop, steps)
+    results.update(model=name, model_args=kwargs, machine=describe_machine("cpu"))
+    title = f"CPU training step: {name} {kwargs}" if kwargs else f"CPU training step: {name}"
+    return results, render_cpu_training(results, title)

@@ -1,41 +1,31 @@
 """Full-resolution inference (a DPDD image, 1120x1680): seconds and peak memory.
 
-On the CPU the measurement runs in a fresh Python process, so its peak resident set
-(``ru_maxrss``, the process's high-water mark) belongs to this model alone: it includes
+On the CPU the measurement runs in a fresh process
+(:func:`~dpdeblur.research.benchmarks.process.run_in_fresh_process`), so its peak resident
+set (``ru_maxrss``, the process's high-water mark) belongs to this model alone: it includes
 Python, torch and the weights, which the result also gives separately as the resident set
 just before the forward pass. On a GPU it runs in this process, and the peak is
 ``torch.cuda.max_memory_allocated`` over the forward pass (weights included).
 
-    python -m dpdeblur.research.benchmarks.fullres --model dpanet --size 1120 1680 --threads 2
-
-prints one JSON object. The timed pass is the first at full size (a forward at 64x64 runs
-before it); with ``--repeat N`` the fastest of N.
+The timed pass is the first at full size (a forward at 64x64 runs before it); with
+``repeat`` N the fastest of N. ``dpdeblur-bench all`` measures the main models this way,
+``dpdeblur-bench fullres`` one model (any width, or trained or converted weights).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from dpdeblur.errors import DpdeblurError
+from dpdeblur.research.benchmarks.macs import count_params
+from dpdeblur.research.benchmarks.process import peak_rss_mib, rss_mib, run_in_fresh_process
+from dpdeblur.research.benchmarks.selection import build_model
 from dpdeblur.research.benchmarks.timing import forward_seconds
+from dpdeblur.runs.checkpoints import load_model
 
-
-def rss_mib() -> float:
-    """Current resident set size in MiB (Linux ``/proc/self/statm``)."""
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
-
-
-def peak_rss_mib() -> float:
-    """This process's resident-set high-water mark in MiB (``ru_maxrss`` is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+DPDD_FULL_SIZE = (1120, 1680)
 
 
 def measure_here(
@@ -44,13 +34,19 @@ def measure_here(
     device: torch.device,
     repeat: int = 1,
     autocast: torch.dtype | None = None,
-) -> dict:
-    """Build ``name`` and time its forward pass at ``size`` in this process."""
-    from dpdeblur.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model(name).to(device)
-    result: dict = {"size": list(size), "repeat": repeat, "threads": torch.get_num_threads()}
+    width: float | None = None,
+    weights: Path | None = None,
+) -> dict[str, Any]:
+    """Build ``name`` (at ``width``; or load the model in ``weights``, any checkpoint that
+    names its model) and time its forward pass at ``size`` in this process."""
+    model = build_model(name, width) if weights is None else load_model(weights)[0]
+    model = model.to(device)
+    result: dict[str, Any] = {
+        "size": list(size),
+        "repeat": repeat,
+        "threads": torch.get_num_threads(),
+        "params": count_params(model),
+    }
     if autocast is not None:
         result["autocast"] = str(autocast).replace("torch.", "")
     if device.type == "cuda":
@@ -66,35 +62,60 @@ def measure_here(
     return result
 
 
-def measure_in_subprocess(
-    name: str, size: tuple[int, int], threads: int | None = None, repeat: int = 1
-) -> dict:
-    """CPU measurement of ``name`` in a fresh process (see the module docstring)."""
-    command = [sys.executable, "-m", "dpdeblur.research.benchmarks.fullres", "--model", name]
-    command += ["--size", str(size[0]), str(size[1]), "--repeat", str(repeat)]
+def _measure_with_threads(
+    name: str,
+    size: tuple[int, int],
+    threads: int | None,
+    repeat: int,
+    width: float | None,
+    weights: Path | None,
+) -> dict[str, Any]:
+    """:func:`measure_here` on the CPU with ``threads`` torch threads (the fresh process's
+    entry point)."""
     if threads:
-        command += ["--threads", str(threads)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DpdeblurError(f"full-resolution run of {name} failed: {tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        torch.set_num_threads(threads)
+    return measure_here(name, size, torch.device("cpu"), repeat, width=width, weights=weights)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--size", nargs=2, type=int, default=[1120, 1680], metavar=("H", "W"))
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    result = measure_here(args.model, tuple(args.size), torch.device(args.device), args.repeat)
-    print(json.dumps(result))
-    return 0
+def measure_in_fresh_process(
+    name: str,
+    size: tuple[int, int],
+    threads: int | None = None,
+    repeat: int = 1,
+    width: float | None = None,
+    weights: Path | None = None,
+) -> dict[str, Any]:
+    """CPU measurement of ``name`` in a fresh process (see the module docstring)."""
+    return run_in_fresh_process(
+        _measure_with_threads,
+        name,
+        tuple(size),
+        threads,
+        repeat,
+        width,
+        weights,
+        what=f"full-resolution run of {name}",
+    )
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def measure_full_resolution(
+    name: str,
+    size: tuple[int, int],
+    device: torch.device,
+    repeat: int = 1,
+    threads: int | None = None,
+    width: float | None = None,
+    weights: Path | None = None,
+) -> dict[str, Any]:
+    """Seconds and peak memory of one forward pass at ``size``: on the CPU in a fresh
+    process; on a GPU here, also under bf16 autocast (an error recorded, not raised)."""
+    if device.type != "cuda":
+        return measure_in_fresh_process(name, size, threads, repeat, width, weights)
+    result = measure_here(name, size, device, repeat, width=width, weights=weights)
+    try:
+        result["autocast_bf16"] = measure_here(
+            name, size, device, repeat, torch.bfloat16, width, weights
+        )
+    except Exception as err:  # a failing variant is a result, not a crash
+        result["autocast_bf16"] = {"error": f"{type(err).__name__}: {err}"[:300]}
+    return result

@@ -17,8 +17,8 @@ totals:
 - ``thop``: what the ``thop`` package reports, which walks the leaf modules and counts
   only those whose type is exactly one it knows (``nn.Conv2d``, ``nn.Linear``, ...). It
   skips subclasses such as the release's same-padding conv, the deformable convs and the
-  correlation. This is how the DPANet paper's 213.77G at 256x256 arises (spec:
-  dpanet.md); this count gives 213.71G (thop's elementwise extras, such as bias or
+  correlation. This is how the DPANet paper's 213.77G at 256x256 arises
+  (docs/dpanet.md); this count gives 213.71G (thop's elementwise extras, such as bias or
   activation ops in some versions, are left out).
 
 ``torch.utils.flop_counter`` reports FLOPs as 2 x MACs; this module divides by 2.
@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 # Importing it registers the operator ``dpdeblur::correlation``.
 import dpdeblur.nn.correlation  # noqa: F401
 from dpdeblur.nn.blocks import SamePadConv2d
+from dpdeblur.research.benchmarks.selection import build_model
 
 # Module types thop counts (exact type match); only their conv/linear MACs matter here.
 THOP_MODULE_TYPES = (
@@ -209,3 +210,26 @@ def format_table(reports: list[CostReport], unit: float = 1e9) -> str:
         cells += [f"{r.complete_macs / unit:.2f}", f"{r.thop_macs / unit:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def count_registry_macs(
+    names: list[str], size: tuple[int, int], width: float | None = None
+) -> list[CostReport]:
+    """Parameters and MACs of each registry model in ``names`` at ``size`` (``width``
+    overrides every model's width), one model in memory at a time."""
+    reports = []
+    for name in names:
+        model = build_model(name, width)
+        reports.append(count_macs(model, size, name=name))
+        del model
+    return reports
+
+
+def macs_payload(reports: list[CostReport], size: tuple[int, int], width: float | None) -> dict:
+    """The JSON form of ``dpdeblur-bench cost``'s table."""
+    return {
+        "size": list(size),
+        "width": width,
+        "unit": "MACs (multiply-accumulates); FLOPs = 2 x MACs",
+        "models": [r.to_dict() for r in reports],
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dpdeblur.hardware import machine_line
+from dpdeblur.research.benchmarks.macs import CostReport, format_table
 
 DASH = "-"
 
@@ -122,8 +123,6 @@ def notes(results: dict) -> list[str]:
 
 
 def cost_table(results: dict) -> list[str]:
-    from dpdeblur.research.benchmarks.macs import CostReport, format_table
-
     reports = [
         CostReport(
             model=e["model"],

@@ -16,10 +16,10 @@ by op, :mod:`dpdeblur.research.benchmarks.macs`). The main models (the papers' n
   operators that stay in float32 under autocast.
 
 The ablation variants differ from their main model in a few layers, which their MACs
-show; timing them too would double the run on a 2-core CPU (a DPANet forward pass at
-256x256 takes 11 s there, its backward 40 s more), so they are timed only when named with
+show; timing them too would double the run on a 2-core CPU (docs/benchmarks.md, "What
+``make bench`` measures"), so they are timed only when named with
 ``--main-models``. Then the data path: training crops from PNG vs the ``.npy`` cache
-(:mod:`dpdeblur.cli.bench_data`).
+(:mod:`dpdeblur.research.benchmarks.data`).
 
 Results go to ``bench.json`` (rewritten after every model, so an interrupted run keeps
 what it measured) and ``bench.md``; both say which machine, settings and load they came
@@ -38,26 +38,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from dpdeblur.hardware import describe_machine, load_average
+from dpdeblur.models import list_models
+from dpdeblur.research.benchmarks import timing
+from dpdeblur.research.benchmarks.data import measure_data_path
+from dpdeblur.research.benchmarks.fullres import measure_full_resolution
+from dpdeblur.research.benchmarks.macs import count_macs, count_params
+from dpdeblur.research.benchmarks.precision import gpu_variants
+from dpdeblur.research.benchmarks.report import render_markdown
+from dpdeblur.research.benchmarks.selection import build_model
+from dpdeblur.training.config import config_dir
 
-MAIN_MODELS = ("dpanet", "dpdnet", "k3dn", "k3dn_light", "k3dn_tiny")
+# The registry marks the main set (ModelInfo.main_benchmark): the papers' networks.
+MAIN_MODELS = tuple(list_models(main_benchmark=True))
 SECTIONS = ("cost", "forward", "backward", "fullres", "train", "gpu", "data")
 
 
 def default_training_shape() -> tuple[int, int]:
     """(crop, batch) of DPDD training in ``conf/data/dpdd.yaml``."""
-    from omegaconf import OmegaConf
-
-    from dpdeblur.training.config import config_dir
-
     data = OmegaConf.load(config_dir() / "data" / "dpdd.yaml")
     return int(data.crop_size), int(data.batch_size)
 
 
 @dataclass
 class DataPlan:
-    """Settings of the data-path measurement (see :mod:`dpdeblur.cli.bench_data`)."""
+    """Settings of the data-path measurement (see :mod:`dpdeblur.research.benchmarks.data`)."""
 
     images: int = 6
     size: tuple[int, int] = (1120, 1680)
@@ -115,8 +122,6 @@ class BenchPlan:
 
 
 def _write(results: dict, out_dir: Path) -> None:
-    from dpdeblur.research.benchmarks.report import render_markdown
-
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "bench.md").write_text(render_markdown(results))
@@ -138,16 +143,11 @@ class _Sections:
 
 def measure_model(name: str, plan: BenchPlan, sections: _Sections, log=print) -> dict:
     """Every measurement ``plan`` asks of one model (see the module docstring)."""
-    from dpdeblur.models import create_model
-    from dpdeblur.research.benchmarks import timing
-    from dpdeblur.research.benchmarks.macs import count_macs, count_params
-
     device = torch.device(plan.device)
     main = name in plan.main_models
     entry: dict = {"model": name, "main": main, "load_average": {"start": load_average()}}
     started = time.perf_counter()
-    torch.manual_seed(0)
-    model = create_model(name).to(device)
+    model = build_model(name).to(device)
     entry["params"] = count_params(model)
     if "cost" in plan.sections:
         report = sections.run("cost", lambda: count_macs(model, plan.size, name=name))
@@ -170,14 +170,17 @@ def measure_model(name: str, plan: BenchPlan, sections: _Sections, log=print) ->
             f"(crop {entry['train']['crop']}, batch {entry['train']['batch']})"
         )
     if main and "gpu" in plan.sections and device.type == "cuda":
-        from dpdeblur.research.benchmarks.precision import gpu_variants
-
         entry["gpu_variants"] = sections.run(
             "gpu", lambda: gpu_variants(model, plan.size, device, plan.repeat)
         )
     model = None  # free the weights before the full-resolution run
     if main and "fullres" in plan.sections:
-        entry["full_res"] = sections.run("fullres", lambda: _full_res(name, plan, device))
+        entry["full_res"] = sections.run(
+            "fullres",
+            lambda: measure_full_resolution(
+                name, plan.full_res_size, device, plan.repeat, plan.threads
+            ),
+        )
         log(
             f"  {name}: full resolution {entry['full_res']['seconds']:.1f} s, "
             f"peak {entry['full_res']['peak_mib']:.0f} MiB"
@@ -188,8 +191,6 @@ def measure_model(name: str, plan: BenchPlan, sections: _Sections, log=print) ->
 
 
 def _train(model, entry: dict, plan: BenchPlan, device: torch.device) -> dict:
-    from dpdeblur.research.benchmarks import timing
-
     if device.type == "cuda":
         return _train_gpu(model, plan, device).to_dict()
     if "forward_backward_s" in entry:
@@ -220,8 +221,6 @@ def _train(model, entry: dict, plan: BenchPlan, device: torch.device) -> dict:
 
 def _train_gpu(model, plan: BenchPlan, device: torch.device):
     """The default crop and batch; on out-of-memory, half the crop (down to 64)."""
-    from dpdeblur.research.benchmarks import timing
-
     crop = plan.default_crop
     while True:
         try:
@@ -241,21 +240,6 @@ def _train_gpu(model, plan: BenchPlan, device: torch.device):
             if crop <= 64:
                 raise
             crop //= 2
-
-
-def _full_res(name: str, plan: BenchPlan, device: torch.device) -> dict:
-    from dpdeblur.research.benchmarks import fullres
-
-    if device.type == "cuda":
-        result = fullres.measure_here(name, plan.full_res_size, device, plan.repeat)
-        try:
-            result["autocast_bf16"] = fullres.measure_here(
-                name, plan.full_res_size, device, plan.repeat, autocast=torch.bfloat16
-            )
-        except Exception as err:
-            result["autocast_bf16"] = {"error": f"{type(err).__name__}: {err}"[:300]}
-        return result
-    return fullres.measure_in_subprocess(name, plan.full_res_size, plan.threads, plan.repeat)
 
 
 def run_bench(plan: BenchPlan, out_dir: Path, log=print) -> dict:
@@ -281,13 +265,13 @@ def run_bench(plan: BenchPlan, out_dir: Path, log=print) -> dict:
         results["models"].append(measure_model(name, plan, sections, log))
         _write(results, out_dir)
     if "data" in plan.sections:
-        from dpdeblur.cli.bench_data import measure_data_path
-
         log("data path: PNG vs .npy cache")
         d = plan.data
         results["data"] = sections.run(
             "data",
-            lambda: measure_data_path(None, d.images, d.size, d.crop, d.samples, d.workers),
+            lambda: measure_data_path(
+                None, d.images, d.size, d.crop, d.samples, d.workers, log=log
+            ),
         )
     results["load_average"]["end"] = load_average()
     results["total_s"] = time.perf_counter() - started

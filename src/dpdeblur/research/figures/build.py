@@ -16,18 +16,19 @@ from pathlib import Path
 from dpdeblur.errors import DpdeblurError
 from dpdeblur.research.figures.plots import Point, per_image_gain, psnr_vs_size, save
 from dpdeblur.research.figures.references import ReferencePoint, published
-from dpdeblur.research.figures.runs import ScoredRun, read_image_rows, scored_runs
+from dpdeblur.research.figures.runs import figure_labels, scored_runs
 from dpdeblur.research.figures.sizes import SizeLookup
+from dpdeblur.runs.records import RunRecord
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
 
 
-def _has_input_psnr(run: ScoredRun) -> bool:
-    if not run.images_csv().is_file():
+def _has_input_psnr(run: RunRecord) -> bool:
+    if not run.images_csv(run.scored_split).is_file():
         return False
-    rows = read_image_rows(run.images_csv())
+    rows = run.image_rows(run.scored_split)
     return any(math.isfinite(r.get("input_psnr", math.nan)) for r in rows)
 
 
@@ -71,32 +72,35 @@ def build_figures(
         )
         points["params"].append(Point(ref.method, ref.psnr, params, "reference"))
         points["macs"].append(Point(ref.method, ref.psnr, macs, "reference"))
+    labels = figure_labels(runs)
     for run in runs:
+        split, model = run.scored_split, run.model_config
+        psnr, dataset = float(run.means(split)["psnr"]), run.get("data.dataset")
         params, macs = run.params, None
-        if run.model_config:
-            counted_params, macs = sizes.of_config(run.model_config)
+        if model:
+            counted_params, macs = sizes.of_config(model)
             params = params if params is not None else counted_params
         manifest["runs"].append(
             {
-                "label": run.label,
+                "label": labels[run.path],
                 "path": str(run.path),
-                "split": run.split,
-                "psnr": run.psnr,
-                "psnr_by_scene": run.psnr_by_scene,
-                "dataset": run.dataset,
+                "split": split,
+                "psnr": psnr,
+                "psnr_by_scene": run.scene_means(split),
+                "dataset": dataset,
                 "params": params,
                 "macs": macs,
-                "model": run.model_name,
+                "model": model.get("name") if model else None,
             }
         )
-        label = run.label
-        if run.split != "test":
-            label += f" ({run.split})"
-        if run.dataset and run.dataset != "dpdd":
-            label += f" [{run.dataset}]"  # not comparable with DPDD scores
-        points["params"].append(Point(label, run.psnr, params, "run"))
+        label = labels[run.path]
+        if split != "test":
+            label += f" ({split})"
+        if dataset and dataset != "dpdd":
+            label += f" [{dataset}]"  # not comparable with DPDD scores
+        points["params"].append(Point(label, psnr, params, "run"))
         if macs is not None:
-            points["macs"].append(Point(label, run.psnr, macs, "run"))
+            points["macs"].append(Point(label, psnr, macs, "run"))
     for axis, stem, what in (
         ("params", "psnr_vs_params", "parameters"),
         ("macs", "psnr_vs_macs", "MACs"),
@@ -106,24 +110,29 @@ def build_figures(
         manifest["files"] += [str(f) for f in files]
     if gain_runs is None:
         candidates = [r for r in runs if _has_input_psnr(r)]
-        chosen = [max(candidates, key=lambda r: r.psnr)] if candidates else []
+        chosen = (
+            [max(candidates, key=lambda r: r.means(r.scored_split)["psnr"])] if candidates else []
+        )
         if not candidates:
             log("no run with per-image rows and input PSNR: no per-image gain figure")
     else:
         chosen, unscored_gain = scored_runs(gain_runs)
+        labels.update(figure_labels(chosen))
         if unscored_gain:
             raise DpdeblurError(
                 "no test or val PSNR in this run", unscored_gain[0], "score the run first"
             )
     for run in chosen:
-        rows = read_image_rows(run.images_csv())
+        split, label = run.scored_split, labels[run.path]
+        rows = run.image_rows(split)
         if not any(math.isfinite(r.get("input_psnr", math.nan)) for r in rows):
             raise DpdeblurError(
                 "no input PSNR in the per-image rows (the data has no combined view)",
-                run.images_csv(),
+                run.images_csv(split),
                 "the gain figure needs data with a combined view, such as DPDD",
             )
-        files = save(per_image_gain(run, rows), out_dir, f"per_image_gain_{_slug(run.label)}")
+        figure = per_image_gain(label, split, rows)
+        files = save(figure, out_dir, f"per_image_gain_{_slug(label)}")
         manifest["files"] += [str(f) for f in files]
     (out_dir / "figures.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

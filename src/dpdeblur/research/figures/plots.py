@@ -12,8 +12,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from dpdeblur.research.figures.runs import ScoredRun
-
 SCENE_COLOURS = {"indoor": "tab:orange", "outdoor": "tab:blue", "": "tab:gray"}
 AXES = {
     "params": ("parameters (millions)", 1e6),
@@ -99,9 +97,9 @@ def psnr_vs_size(points: list[Point], axis: str, title: str) -> Figure:
     return figure
 
 
-def per_image_gain(run: ScoredRun, rows: list[dict]) -> Figure:
-    """Bars of ``psnr - input_psnr`` per image, sorted, coloured indoor/outdoor, with the
-    mean gain overall and per scene."""
+def per_image_gain(label: str, split: str, rows: list[dict]) -> Figure:
+    """Bars of ``psnr - input_psnr`` per image of run ``label``'s ``split`` (its per-image
+    rows), sorted, coloured indoor/outdoor, with the mean gain overall and per scene."""
     scored = [r for r in rows if math.isfinite(r.get("input_psnr", math.nan))]
     scored.sort(key=lambda r: r["psnr"] - r["input_psnr"], reverse=True)
     gains = [r["psnr"] - r["input_psnr"] for r in scored]
@@ -130,9 +128,9 @@ def per_image_gain(run: ScoredRun, rows: list[dict]) -> Figure:
                 linewidth=1.2,
                 label=f"{scene} mean {sum(subset) / len(subset):+.2f} dB",
             )
-    ax.set_xlabel(f"image ({run.split} split), sorted by gain")
+    ax.set_xlabel(f"image ({split} split), sorted by gain")
     ax.set_ylabel("PSNR gain over the blurry input (dB)")
-    ax.set_title(f"{run.label}: per-image PSNR gain ({len(gains)} images)", fontsize=10)
+    ax.set_title(f"{label}: per-image PSNR gain ({len(gains)} images)", fontsize=10)
     ax.set_xlim(-1, len(gains))
     lines, _ = ax.get_legend_handles_labels()
     ax.legend(handles=[*lines, *handles], fontsize=8, loc="upper right")

@@ -9,7 +9,7 @@ so every point on the MACs axis uses the same complete count. Methods whose size
 the table data nor this package gives (RDPD+, BaMBNet, Restormer) are drawn as horizontal
 lines at their PSNR.
 
-K3DN's own results are not known here (spec k3dn.md: its tables could not be read), so it
+K3DN's own results are not known here (docs/k3dn.md: its tables could not be read), so it
 has no reference point; add one with ``--references FILE`` once typed in.
 """
 
@@ -18,7 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from dpdeblur.errors import DpdeblurError
+from dpdeblur.models import is_model
+from dpdeblur.research.tables import load_table
 
 REFERENCE_TABLE = "dpanet_table1"
 
@@ -38,9 +42,6 @@ class ReferencePoint:
 def published(table: str = REFERENCE_TABLE) -> list[ReferencePoint]:
     """The rows of a paper table with a published PSNR; rows whose id is a registry model
     get their size from that model."""
-    from dpdeblur.models import is_model
-    from dpdeblur.research.tables import load_table
-
     spec = load_table(table)
     source = f"{spec.source.get('paper', spec.title)}, Table {spec.source.get('table', '?')}"
     return [
@@ -58,8 +59,6 @@ def published(table: str = REFERENCE_TABLE) -> list[ReferencePoint]:
 def load_references(path: str | Path) -> list[ReferencePoint]:
     """Extra reference points from a YAML list of ``{method, psnr, source, params?, macs?}``
     (``params`` as a count, ``macs`` at 256x256)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise DpdeblurError("reference file not found", path, "pass a YAML list of points")

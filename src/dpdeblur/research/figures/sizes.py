@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 
 from dpdeblur.errors import DpdeblurError
+from dpdeblur.research.benchmarks.macs import count_macs
+from dpdeblur.runs.checkpoints import model_from_config
 
 
 class SizeLookup:
@@ -51,9 +53,6 @@ class SizeLookup:
         if key not in self._known:
             if not self.count:
                 return None, None
-            from dpdeblur.research.benchmarks.macs import count_macs
-            from dpdeblur.runs.checkpoints import model_from_config
-
             torch.manual_seed(0)
             model = model_from_config(config)
             report = count_macs(model, self.size)

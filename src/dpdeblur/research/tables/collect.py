@@ -20,12 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dpdeblur.research.tables.discover import RunRecord, find_runs
 from dpdeblur.research.tables.reference import RowSpec, TableSpec, load_table
+from dpdeblur.runs.find import find_runs
+from dpdeblur.runs.records import STATUS_FAILED, STATUS_INCOMPLETE, STATUS_OK, RunRecord
 
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
-STATUS_INCOMPLETE = "incomplete"
 STATUS_NOT_RUN = "not run"
 STATUS_NOT_IMPLEMENTED = "not implemented"
 

@@ -4,11 +4,12 @@ One YAML file per table in ``experiments/tables/`` (``dpanet_table1`` .. ``dpane
 ``k3dn_ablation``); docs/reproduce.md describes the format. A row names the run that makes
 it (``conf/row/<run>.yaml``; ``run: null`` for methods not implemented here) and how runs
 are recognised (``match``: dotted keys of a run's ``config.yaml`` or ``metrics.json``).
+The folder is :func:`dpdeblur.training.config.tables_dir`, where the table sweeps read
+their rows too (``${dpdeblur_table_rows:<table>}``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,7 @@ from typing import Any
 import yaml
 
 from dpdeblur.errors import ConfigError
-
-TABLES_ENV = "DPDEBLUR_TABLES"
+from dpdeblur.training.config import tables_dir
 
 
 @dataclass(frozen=True)
@@ -69,26 +69,6 @@ class TableSpec:
             self.path,
             f"rows: {', '.join(r.id for r in self.rows)}",
         )
-
-
-def tables_dir() -> Path:
-    """``$DPDEBLUR_TABLES``, else the copy shipped in the package, else the checkout's
-    ``experiments/tables``."""
-    env = os.environ.get(TABLES_ENV)
-    if env:
-        return Path(env).expanduser()
-    here = Path(__file__).resolve()
-    for candidate in (
-        here.parents[2] / "experiments" / "tables",  # a wheel that ships them
-        here.parents[4] / "experiments" / "tables",  # a source checkout / editable install
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError(
-        "the reference tables (experiments/tables/*.yaml) were not found",
-        None,
-        f"set {TABLES_ENV}=/path/to/dpdeblur/experiments/tables",
-    )
 
 
 def list_tables(directory: Path | None = None) -> list[str]:

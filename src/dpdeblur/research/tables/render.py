@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
-from dpdeblur.research.tables.collect import STATUS_OK
-from dpdeblur.research.tables.reference import TableSpec
+from dpdeblur.errors import DpdeblurError
+from dpdeblur.research.tables.collect import STATUS_OK, collect_table, tables_of
+from dpdeblur.research.tables.reference import TableSpec, load_table
+from dpdeblur.runs.find import find_runs
 
 FORMATS = ("md", "csv", "tex")
 METRIC_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "mae": "MAE", "lpips": "LPIPS"}
@@ -183,3 +186,34 @@ def render(rows: list[dict], table: TableSpec, fmt: str = "md", split: str = "te
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     return {"md": to_markdown, "csv": to_csv, "tex": to_latex}[fmt](rows, table, split)
+
+
+def render_tables(
+    runs_paths: list[Path],
+    tables: list[str] | None = None,
+    fmt: str = "md",
+    split: str = "test",
+    protocol: str | None = None,
+) -> str:
+    """Every table the runs at ``runs_paths`` belong to (or ``tables``), rendered as ``fmt``
+    (md, csv or tex) from the ``split`` scores; ``protocol`` keeps only runs scored so."""
+    runs = find_runs(runs_paths)
+    names = tables or tables_of(runs)
+    if not names:
+        raise DpdeblurError(
+            "the runs name no table (no `table` key in their config.yaml)",
+            runs_paths[0],
+            "pass --table NAME (dpanet-1, dpanet-2, dpanet-3, dpanet-4, k3dn-ablation)",
+        )
+    if fmt == "csv" and len(names) > 1:
+        raise DpdeblurError(
+            f"the runs belong to several tables ({', '.join(names)}); CSV holds one",
+            runs_paths[0],
+            "pass --table NAME",
+        )
+    parts = []
+    for name in names:
+        spec = load_table(name)
+        rows = collect_table(runs, spec, split=split, protocol=protocol)
+        parts.append(render(rows, spec, fmt, split))
+    return "\n".join(parts)

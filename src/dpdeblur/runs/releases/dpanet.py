@@ -1,18 +1,12 @@
-"""Loading the authors' released checkpoints into this package's models.
+"""DPANet's released ``final.pth``: detecting it and renaming its tensors onto ours.
 
-DPANet (spec: dpanet.md, "The released checkpoint"): ``final.pth`` is a ``torch.save`` of a
-dict whose ``G_state_dict`` holds the 212 weight tensors of the release's ``VGG_Deblur``,
-saved from inside ``nn.DataParallel`` (every key starts with ``module.``). The release's
-module names differ from ours; :func:`dpanet_key_map` renames them rule by rule, and a
-checkpoint that does not map completely onto ``create_model("dpanet")`` is refused with
-the missing and unexpected keys named.
-
-The converted file (``OUT.pt``) is a plain dict, loadable with ``weights_only=True``::
-
-    {"format": "dpdeblur-weights", "version": 1, "model": "dpanet", "model_kwargs": {},
-     "state_dict": {...}, "source": "final.pth"}
-
-and :func:`load_converted` rebuilds the model from it.
+``final.pth`` is a ``torch.save`` of a dict whose ``G_state_dict`` holds the 212 weight
+tensors of the release's ``VGG_Deblur``, saved from inside ``nn.DataParallel`` (every key
+starts with ``module.``). The release's module names differ from ours; :func:`dpanet_key_map`
+renames them rule by rule, and :func:`convert` refuses a checkpoint that does not map
+completely onto ``create_model("dpanet")``, naming the missing and unexpected keys
+(:func:`dpdeblur.runs.state_dict.check_fits`). Release keys that no rule covers are
+reported as unexpected under the name the release gives them.
 """
 
 from __future__ import annotations
@@ -21,13 +15,15 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from dpdeblur.errors import CheckpointError
+from dpdeblur.runs.state_dict import check_fits
 
-WEIGHTS_FORMAT = "dpdeblur-weights"
-WEIGHTS_VERSION = 1
+# The release format's name (the registry's ``weights_format`` of ``dpanet``) and the
+# registry model its weights load into.
+NAME = "dpanet-final-pth"
+MODEL = "dpanet"
 
 # A conv block (``CONV_BLOCK`` in the release): first conv, then two residual blocks.
 _CONV_BLOCK = [(r"conv_block\.0\.", "conv."), (r"RB_(\d)\.", lambda m: f"res.{int(m[1]) - 1}.")]
@@ -94,25 +90,17 @@ def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> d
     return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
 
 
-def read_release_checkpoint(path: str | Path) -> dict[str, Tensor]:
-    """The release's weights from ``final.pth``, keys without ``module.``.
+def detect(payload: object) -> bool:
+    """Whether a checkpoint read from disk is laid out as the release's ``final.pth``."""
+    return isinstance(payload, Mapping) and isinstance(payload.get("G_state_dict"), Mapping)
+
+
+def release_state_dict(payload: object, path: str | Path | None = None) -> dict[str, Tensor]:
+    """The release's weights from a read ``final.pth``, keys without ``module.``.
 
     Accepts the release's ``{"G_state_dict": ...}`` and, as a convenience, a bare state dict.
-    Raises :class:`CheckpointError` for a missing, unreadable or malformed file.
+    Raises :class:`CheckpointError` for anything else.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            "checkpoint not found", path, "give the path to the released final.pth"
-        )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any failure to unpickle: a bad file
-        raise CheckpointError(
-            f"cannot read checkpoint ({type(err).__name__}: {err})",
-            path,
-            "the file is corrupt or not a PyTorch checkpoint; download final.pth again",
-        ) from err
     if isinstance(payload, Mapping) and "G_state_dict" in payload:
         payload = payload["G_state_dict"]
     if not isinstance(payload, Mapping) or not payload:
@@ -129,98 +117,21 @@ def read_release_checkpoint(path: str | Path) -> dict[str, Tensor]:
     return strip_prefix(payload)
 
 
-def _summary(keys: list[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+def convert(payload: object, model: nn.Module, path: str | Path | None = None) -> dict[str, Tensor]:
+    """The release's tensors under ``model``'s keys, checked to cover the model exactly.
 
-
-def convert_dpanet_state_dict(
-    release: Mapping[str, Tensor], model: nn.Module, path: str | Path | None = None
-) -> dict[str, Tensor]:
-    """Rename a release state dict to ``model``'s keys and check it covers the model exactly.
-
-    Raises :class:`CheckpointError` naming the keys that do not map (unexpected) and the
-    model's keys left without a tensor (missing), and any tensor whose shape differs.
+    ``payload`` is the read ``final.pth`` (or its state dict, with or without ``module.``).
+    Raises :class:`CheckpointError` naming the missing, unexpected and wrong-shape keys.
     """
-    mapping, unmapped = dpanet_key_map(list(release))
-    target = model.state_dict()
-    converted = {mapping[k]: release[k] for k in mapping}
-    unexpected = unmapped + [k for k, new in mapping.items() if new not in target]
-    missing = [k for k in target if k not in converted]
-    if unexpected or missing:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing keys ({_summary(missing)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected keys ({_summary(unexpected)})")
-        raise CheckpointError(
-            "checkpoint does not map completely onto DPANet: " + "; ".join(problems),
-            path,
-            "is this DPANet's released final.pth, and not another model's?",
-        )
-    wrong = [
-        f"{k} {tuple(converted[k].shape)} vs {tuple(v.shape)}"
-        for k, v in target.items()
-        if converted[k].shape != v.shape
-    ]
-    if wrong:
-        raise CheckpointError(
-            f"{len(wrong)} tensors have the wrong shape ({_summary(wrong, 3)})",
-            path,
-            "the checkpoint is of another model or width",
-        )
-    return converted
-
-
-def convert_dpanet(src: str | Path, out: str | Path) -> Path:
-    """Convert the released ``final.pth`` to a ``dpdeblur`` weights file at ``out``.
-
-    The converted weights are loaded into ``create_model("dpanet")`` (strict) before saving,
-    so a file is only written for a complete conversion.
-    """
-    from dpdeblur.models import create_model
-
-    release = read_release_checkpoint(src)
-    model = create_model("dpanet")
-    converted = convert_dpanet_state_dict(release, model, src)
-    model.load_state_dict(converted, strict=True)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": WEIGHTS_FORMAT,
-            "version": WEIGHTS_VERSION,
-            "model": "dpanet",
-            "model_kwargs": {},
-            "state_dict": model.state_dict(),
-            "source": Path(src).name,
-        },
-        out,
+    release = release_state_dict(payload, path)
+    mapping, _ = dpanet_key_map(list(release))
+    # A key no rule covers stays under its release name, marked so it is never one of ours.
+    converted = {mapping.get(k, f"{k} (unmapped)"): v for k, v in release.items()}
+    check_fits(
+        model,
+        converted,
+        path,
+        "checkpoint does not map completely onto DPANet",
+        "is this DPANet's released final.pth, and not another model's?",
     )
-    return out
-
-
-def load_converted(path: str | Path) -> nn.Module:
-    """Rebuild the model saved by :func:`convert_dpanet` (or any ``dpdeblur-weights`` file)."""
-    from dpdeblur.models import create_model
-
-    path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as err:
-        raise CheckpointError("weights file not found", path) from err
-    except Exception as err:  # any failure to unpickle
-        raise CheckpointError(f"cannot read weights ({type(err).__name__})", path) from err
-    if not isinstance(payload, Mapping) or payload.get("format") != WEIGHTS_FORMAT:
-        raise CheckpointError(
-            "not a dpdeblur weights file", path, "convert it first with dpdeblur-convert"
-        )
-    model = create_model(payload["model"], **payload.get("model_kwargs", {}))
-    try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"weights do not fit {payload['model']}: {err}", path) from err
-    return model
-
-
-CONVERTERS = {"dpanet": convert_dpanet}
+    return converted
