@@ -319,3 +319,33 @@ def test_usage_errors(tmp_path, weights, capsys):
     folder_args = ["--ckpt", weights["converted"], "--input", tmp_path / "many"]
     code, _, err = run([*folder_args, "-o", tmp_path / "o", "--tile", 64, "--overlap", 64], capsys)
     assert code == 2 and "not smaller than the tile" in one_error_line(err)  # once, not per pair
+
+
+def test_release_protocol_option_matches_the_python_api(tmp_path, weights, capsys):
+    import dpdeblur
+
+    left, right = write_pair(tmp_path, "scene", size=(40, 56), seed=5)
+    args = pair_args(
+        weights["converted"], left, right, tmp_path / "o", "--release-protocol", "k3dn"
+    )
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "k3dn release protocol" in out
+    pixels = [read_raw(path).pixels for path in (left, right)]
+    expected = dpdeblur.deblur(str(weights["converted"]), *pixels, release_protocol="k3dn")
+    # uint16 codes from the same ops on the same values in one process: bitwise
+    np.testing.assert_array_equal(read_raw(tmp_path / "o" / "scene.png").pixels, expected)
+
+
+@pytest.mark.parametrize(
+    ("more", "message"),
+    [
+        (["--release-protocol", "dpanet"], "--release-protocol k3dn"),
+        (["--release-protocol", "k3dn", "--tile", "64"], "drop --tile"),
+    ],
+)
+def test_release_protocol_mistakes_get_one_line(tmp_path, weights, capsys, more, message):
+    left, right = write_pair(tmp_path, "scene", size=(40, 56))
+    code, _, err = run(pair_args(weights["converted"], left, right, tmp_path / "o", *more), capsys)
+    assert code == 2 and err.count("error:") == 1 and message in err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()

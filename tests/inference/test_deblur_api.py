@@ -129,3 +129,26 @@ def test_bad_arguments_are_named(model, pair):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_release_protocol_resizes_the_whole_pair_and_is_never_tiled(model, pair):
+    from dpdeblur.inference.margins import tiling_spec
+    from dpdeblur.models.release_protocol import ReleaseProtocol, release_protocol
+
+    wrapped = ReleaseProtocol(model, "k3dn")
+    spec = tiling_spec(wrapped)
+    assert spec.margin is None and "never tiled" in spec.reason
+    left, right = pair
+    out = dpdeblur.deblur(model, left, right, release_protocol="k3dn")
+    assert out.shape == left.shape
+    to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]  # noqa: E731
+    with torch.no_grad():
+        expected = release_protocol(model, to(left), to(right))[0].permute(1, 2, 0).numpy()
+    # the same ops on the same values in one process; tolerance only for the float32 trip
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    plain = dpdeblur.deblur(model, left, right)
+    assert np.abs(out - plain).max() > 1e-3  # resizing to 1152x1792 and back changes it
+    with pytest.raises(ValueError, match="whole images"):
+        dpdeblur.deblur(model, left, right, release_protocol="k3dn", tile=32)
+    with pytest.raises(ValueError, match="unknown release protocol"):
+        dpdeblur.deblur(model, left, right, release_protocol="dpanet")

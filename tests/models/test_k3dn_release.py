@@ -377,7 +377,7 @@ def test_damaged_release_checkpoint_is_refused_naming_the_key(tmp_path, damage):
 def test_release_protocol_resizes_uint16_views_with_opencv_and_back_with_torch():
     import cv2
 
-    from dpdeblur.inference.release_protocol import release_protocol, resize_uint16_views
+    from dpdeblur.models.release_protocol import release_protocol, resize_uint16_views
 
     gen = torch.Generator().manual_seed(0)
     codes = torch.randint(0, 65536, (1, 3, 35, 52), generator=gen)

@@ -15,6 +15,7 @@ import torch
 
 from dpdeblur.data.writer import write_synthetic_dpdd
 from dpdeblur.errors import CheckpointError, ConfigError, DataError
+from dpdeblur.models import create_model
 from dpdeblur.training.config import compose_config
 from dpdeblur.training.guard import TrainingDivergedError
 
@@ -300,3 +301,25 @@ def test_a_failing_multirun_job_does_not_stop_the_sweep(tmp_path):
     done = json.loads((sweep / "1" / "metrics.json").read_text())
     assert done["status"] == "ok" and done["model"]["name"] == "dpanet"
     assert (sweep / "0") != (sweep / "1")
+
+
+def test_eval_release_protocol_is_recorded_and_an_unknown_one_refused(tmp_path, make_dpdd_tree):
+    from dpdeblur.training.evaluate import evaluate
+
+    root, _ = make_dpdd_tree(counts={"test": 2, "val": 1}, size=(24, 40))
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pt"
+    torch.save(
+        {"format": "dpdeblur-weights", "version": 1, "model": "dpdnet"}
+        | {"model_kwargs": {"width": 0.0625}}
+        | {"state_dict": create_model("dpdnet", width=0.0625).state_dict()},
+        weights,
+    )
+    common = [f"ckpt={weights}", "data=dpdd", f"data.root={root}", "data.num_workers=0"]
+    common += ["metrics.lpips=off"]
+    plain = evaluate(make_cfg(tmp_path / "plain", common, "eval"))
+    resized = evaluate(make_cfg(tmp_path / "k3dn", [*common, "release_protocol=k3dn"], "eval"))
+    assert plain["release_protocol"] is None and resized["release_protocol"] == "k3dn"
+    assert resized["test"]["psnr"] != pytest.approx(plain["test"]["psnr"], abs=1e-6)
+    with pytest.raises(ConfigError, match="unknown release_protocol=dpanet"):
+        evaluate(make_cfg(tmp_path / "bad", [*common, "release_protocol=dpanet"], "eval"))

@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="average over the 4 DP-valid flips of each pair (4x the time; docs/deblur.md)",
     )
+    run.add_argument(
+        "--release-protocol",
+        default=None,
+        metavar="NAME",
+        help="run the model as its authors' evaluation did (k3dn: resize to 1152x1792 and "
+        "back; whole images, never tiled; docs/k3dn.md)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -172,8 +179,21 @@ def _run(args: argparse.Namespace) -> int:
 
     from dpdeblur.inference.engine import Deblurrer, TileOptions, resolve_device
     from dpdeblur.inference.outputs import prepare_output
+    from dpdeblur.models.ensemble import FlipEnsemble
+    from dpdeblur.models.release_protocol import RELEASE_PROTOCOLS, ReleaseProtocol
     from dpdeblur.runs.checkpoints import describe, load_model
 
+    if args.release_protocol is not None:
+        if args.release_protocol not in RELEASE_PROTOCOLS:
+            raise ConfigError(
+                f"unknown release protocol '{args.release_protocol}'",
+                fix=f"pass --release-protocol {' or '.join(RELEASE_PROTOCOLS)}",
+            )
+        if args.tile:
+            raise ConfigError(
+                "--release-protocol resizes whole images and cannot be tiled",
+                fix="drop --tile (or pass --tile 0)",
+            )
     records, layout = _records(args)
     folder, file = prepare_output(args.output, single_pair=len(records) == 1)
     device = resolve_device(args.device)
@@ -181,9 +201,9 @@ def _run(args: argparse.Namespace) -> int:
     if kwargs and args.model is None:
         raise ConfigError("--model-arg needs --model", fix="pass --model NAME")
     model, info = load_model(args.ckpt, args.model, kwargs)
+    if args.release_protocol is not None:
+        model, args.tile = ReleaseProtocol(model, args.release_protocol), 0
     if args.flip_ensemble:
-        from dpdeblur.models.ensemble import FlipEnsemble
-
         model = FlipEnsemble(model)
     runner = Deblurrer(model, device, args.precision)
     options = TileOptions(args.tile, args.overlap, args.max_memory)
@@ -191,6 +211,7 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"{len(records)} pair(s) ({layout}); {describe(info)}; {device}, {args.precision}"
         + (", flip ensemble x4" if args.flip_ensemble else "")
+        + (f", {args.release_protocol} release protocol" if args.release_protocol else "")
     )
 
     failures: list[tuple[str, str]] = []

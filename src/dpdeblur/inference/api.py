@@ -30,6 +30,7 @@ from dpdeblur.data.io import quantize, to_float, to_tensor
 from dpdeblur.inference.engine import Deblurrer, TileOptions, resolve_device
 from dpdeblur.inference.views import as_three_channels, to_model_views
 from dpdeblur.models.ensemble import FlipEnsemble
+from dpdeblur.models.release_protocol import ReleaseProtocol
 from dpdeblur.runs.checkpoints import load_model
 
 
@@ -78,6 +79,7 @@ def deblur(
     rotate_portrait: bool = True,
     progress: bool = False,
     flip_ensemble: bool = False,
+    release_protocol: str | None = None,
 ) -> Any:
     """Deblur a DP pair with ``model`` at full resolution, tiled when needed.
 
@@ -97,6 +99,9 @@ def deblur(
         progress: show a progress bar over tiles.
         flip_ensemble: average the model over the four DP-valid flips of the pair
             (:class:`~dpdeblur.models.ensemble.FlipEnsemble`; four times the compute).
+        release_protocol: ``"k3dn"`` runs the model as K3DN's release evaluated it
+            (:class:`~dpdeblur.models.release_protocol.ReleaseProtocol`: the pair resized to
+            1152x1792 and the output back); whole images only, so ``tile`` must be None or 0.
 
     Returns:
         The restored image, of the same kind as ``left``.
@@ -106,6 +111,10 @@ def deblur(
         target = resolve_device(device)
     else:
         target = _model_device(model) if device is None else resolve_device(device)
+    if release_protocol is not None:
+        if tile:
+            raise ValueError("a release protocol resizes whole images: pass tile=None or 0")
+        model, tile = ReleaseProtocol(model, release_protocol), 0
     if flip_ensemble:
         model = FlipEnsemble(model)
     runner = Deblurrer(model, target, precision)

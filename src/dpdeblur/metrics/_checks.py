@@ -12,6 +12,17 @@ class MetricError(DpdeblurError, ValueError):
     """A metric is misconfigured (unknown protocol or LPIPS mode) or given unusable images."""
 
 
+def check_choice(value: object, choices: tuple[str, ...], what: str, example: str) -> str:
+    """``value``'s canonical (lower-case) name among ``choices``, or a one-line error that
+    lists them and shows ``example`` (the config override that sets it)."""
+    name = str(value).strip().lower()
+    if name not in choices:
+        raise MetricError(
+            f"unknown {what} {value!r}", fix=f"use one of {', '.join(choices)} (e.g. {example})"
+        )
+    return name
+
+
 def check_pair(pred: Tensor, target: Tensor, name: str) -> None:
     """Both images are floating-point BxCxHxW tensors of the same shape."""
     if pred.ndim != 4 or target.ndim != 4:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from dpdeblur.errors import DpdeblurError
-from dpdeblur.metrics._checks import MetricError, check_pair
+from dpdeblur.metrics._checks import MetricError, check_choice, check_pair
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
@@ -55,13 +55,7 @@ def check_lpips_mode(mode: str | bool | None) -> str:
         return "off"
     if mode is True:
         return "auto"
-    name = str(mode).strip().lower()
-    if name not in LPIPS_MODES:
-        raise MetricError(
-            f"unknown LPIPS mode {mode!r}",
-            fix=f"use one of {', '.join(LPIPS_MODES)} (e.g. metrics.lpips=required)",
-        )
-    return name
+    return check_choice(mode, LPIPS_MODES, "LPIPS mode", "metrics.lpips=required")
 
 
 def _unavailable(problem: str, path: Path) -> LPIPSUnavailableError:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dpdeblur.metrics._checks import MetricError, accumulation_dtype, check_pair
+from dpdeblur.metrics._checks import MetricError, accumulation_dtype, check_choice, check_pair
 
 PROTOCOLS: dict[str, str] = {
     "16bit": "float prediction clipped to [0,1] vs float target at full bit depth",
@@ -45,13 +45,7 @@ DEFAULT_PROTOCOL = "16bit"
 
 def check_protocol(protocol: str) -> str:
     """The protocol's canonical name, or a one-line error listing the valid ones."""
-    name = str(protocol).strip().lower()
-    if name not in PROTOCOLS:
-        raise MetricError(
-            f"unknown metrics protocol {protocol!r}",
-            fix=f"use one of {', '.join(PROTOCOLS)} (e.g. metrics.protocol=16bit)",
-        )
-    return name
+    return check_choice(protocol, PROTOCOLS, "metrics protocol", "metrics.protocol=16bit")
 
 
 def truncate_to_8bit(pred: Tensor) -> Tensor:

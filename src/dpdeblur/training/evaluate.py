@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dpdeblur.errors import ConfigError
 from dpdeblur.models.ensemble import FlipEnsemble
+from dpdeblur.models.release_protocol import RELEASE_PROTOCOLS, ReleaseProtocol
 from dpdeblur.runs.checkpoints import load_model
 from dpdeblur.runs.directory import save_config, write_metrics
 from dpdeblur.training.setup import build_loggers, check_data, log_tables, model_request, model_size
@@ -38,6 +39,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else None
     )
     model, info = load_model(cfg.ckpt, name, kwargs)
+    release_protocol = cfg.get("release_protocol")
+    if release_protocol is not None:
+        if release_protocol not in RELEASE_PROTOCOLS:
+            raise ConfigError(
+                f"unknown release_protocol={release_protocol}",
+                None,
+                f"use one of {', '.join(RELEASE_PROTOCOLS)}, or release_protocol=null",
+            )
+        model = ReleaseProtocol(model, release_protocol)
     flip_ensemble = bool(cfg.get("flip_ensemble", False))
     if flip_ensemble:
         model = FlipEnsemble(model)
@@ -65,6 +75,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "params": model_size(model),
         "protocol": system.suite.describe(),
         "flip_ensemble": flip_ensemble,
+        "release_protocol": release_protocol,
         split: summarise(system.rows[split]),
     }
     path = write_metrics(output_dir, payload)

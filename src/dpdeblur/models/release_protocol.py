@@ -6,7 +6,9 @@ interpolation (``INTER_CUBIC``) on the uint16 data, which rounds and saturates t
 then divided by 65535; the network's clipped output is resized back with PyTorch's bicubic
 interpolation (``align_corners=False``, no antialiasing), shifted by +0.5 and clipped to
 [0, 1]. dpdeblur's own protocol never resizes (K3DN reflect-pads to its window grid); this
-module is the option for parity runs with the release.
+module is the option for parity runs with the release: :class:`ReleaseProtocol` wraps any
+model so that ``dpdeblur-eval release_protocol=k3dn`` and ``dpdeblur-deblur
+--release-protocol k3dn`` score and restore exactly as the release did.
 
 Our models return ``clip(head) + 0.5``; bicubic weights sum to 1, so resizing that and
 clipping equals the release's resize, +0.5, clip (up to float32 rounding).
@@ -52,3 +54,26 @@ def release_protocol(
     original = tuple(left.shape[-2:])
     output = model(resize_uint16_views(left, size), resize_uint16_views(right, size))
     return resize_back(output_image(output), original).clamp(0.0, 1.0)
+
+
+# Each released model whose authors evaluated at another size: the size they resized to.
+RELEASE_PROTOCOLS = {"k3dn": RELEASE_SIZE}
+
+
+class ReleaseProtocol(nn.Module):
+    """``model`` run as its authors' evaluation ran it: the pair resized to the release's
+    size (uint16, OpenCV bicubic), the output resized back (bicubic) and clipped. Whole
+    images only: tiles would each be resized on their own."""
+
+    def __init__(self, model: nn.Module, protocol: str):
+        super().__init__()
+        if protocol not in RELEASE_PROTOCOLS:
+            raise ValueError(
+                f"unknown release protocol {protocol!r}; known: {', '.join(RELEASE_PROTOCOLS)}"
+            )
+        self.model = model
+        self.protocol = protocol
+        self.size = RELEASE_PROTOCOLS[protocol]
+
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+        return release_protocol(self.model, left, right, self.size)
