@@ -210,7 +210,7 @@ def test_results_makes_two_runs_and_shows_their_table_and_worst_images(workdir):
     worst_pngs = sorted(out.glob("worst_images_*.png"))
     assert len(worst_pngs) == 2
     worst = json.loads((out / "worst_images.json").read_text())
-    assert sorted(worst) == ["0", "1"]
+    assert sorted(worst) == ["0_width-0.0625", "1_width-0.125"]  # jobs named by overrides
     for rows in worst.values():
         assert len(rows) == 3
         assert [r["psnr"] for r in rows] == sorted(r["psnr"] for r in rows)

@@ -160,7 +160,7 @@ def test_pixel_folder_keeps_orientation_and_green_channel(tmp_path, weights, cap
     out = tmp_path / "out"
     code, stdout, err = run(["--ckpt", weights["converted"], "--input", root, "-o", out], capsys)
     assert code == 0, err
-    assert "PIXEL-style official" in stdout and "2 x rotated, whole image" in stdout
+    assert "PIXEL official" in stdout and "2 x rotated, whole image" in stdout
     assert pngs(out) == ["P0.png", "P1.png"]
     for name in pngs(out):
         raw = read_raw(out / name)
@@ -340,7 +340,7 @@ def test_release_protocol_option_matches_the_python_api(tmp_path, weights, capsy
 @pytest.mark.parametrize(
     ("more", "message"),
     [
-        (["--release-protocol", "dpanet"], "--release-protocol k3dn"),
+        (["--release-protocol", "dpdnet"], "--release-protocol k3dn"),
         (["--release-protocol", "k3dn", "--tile", "64"], "drop --tile"),
     ],
 )
@@ -349,3 +349,19 @@ def test_release_protocol_mistakes_get_one_line(tmp_path, weights, capsys, more,
     code, _, err = run(pair_args(weights["converted"], left, right, tmp_path / "o", *more), capsys)
     assert code == 2 and err.count("error:") == 1 and message in err
     assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_input_bits_option_matches_the_python_api(tmp_path, weights, capsys):
+    import dpdeblur
+
+    left, right = write_pair(tmp_path, "scene", size=(40, 56), seed=6)
+    args = pair_args(weights["converted"], left, right, tmp_path / "o", "--input-bits", "8")
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "8-bit input" in out
+    pixels = [read_raw(path).pixels for path in (left, right)]
+    expected = dpdeblur.deblur(str(weights["converted"]), *pixels, input_bits=8)
+    # uint16 codes from the same ops on the same values in one process: bitwise
+    np.testing.assert_array_equal(read_raw(tmp_path / "o" / "scene.png").pixels, expected)
+    plain = dpdeblur.deblur(str(weights["converted"]), *pixels)
+    assert not np.array_equal(plain, expected)

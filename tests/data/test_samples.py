@@ -42,7 +42,8 @@ def test_a_size_mismatch_names_both_files_in_wxh():
     files = [decoded("left"), decoded("right"), decoded("target", size=(8, 10))]
     (problem,) = sample_problems(files)
     assert type(problem) is DataError and problem.path == files[2].path
-    assert problem.problem == "target image is 10x8 but scene.png is 20x12 (WxH)"
+    # the roles, not the first file's name: the same mismatch reads the same in every sample
+    assert problem.problem == "target image is 10x8 but the left image is 20x12 (WxH)"
     assert "same size" in str(problem)
 
 

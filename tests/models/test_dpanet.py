@@ -11,7 +11,8 @@ from dpdeblur.models import create_model, list_models
 from dpdeblur.models.dpanet import VARIANTS, DPANet
 from dpdeblur.models.padding import check_dp_inputs, crop_to, pad_to_multiple
 from dpdeblur.nn.blocks import SamePadConv2d
-from dpdeblur.nn.deform import ModulatedDeformConv2d
+from dpdeblur.nn.deform import ModulatedDeformConv2d, set_dcn_implementation
+from dpdeblur.nn.layout import to_channels_last
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
 NAMES = sorted(VARIANTS)
@@ -184,6 +185,7 @@ def test_overrides_reach_the_constructor():
         ({"num_scales": 1}, "num_scales"),
         ({"eam_offsets": "nope"}, "eam_offsets"),
         ({"offset_init": "zeros"}, "offset_init"),
+        ({"dcn_implementation": "cuda"}, "dcn_implementation"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):
@@ -255,3 +257,45 @@ def test_runs_under_cpu_autocast():
     assert out.shape == left.shape
     out.float().mean().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+# --- deformable conv implementations and layouts --------------------------------------------
+
+
+def test_dcn_implementation_reaches_every_deformable_conv():
+    model = create_model("dpanet", width=0.125, dcn_implementation="torchvision")
+    convs = [m for m in model.modules() if isinstance(m, ModulatedDeformConv2d)]
+    assert len(convs) == 12  # 4 encoder levels (shared by the views) + 2 per decoder level
+    assert {conv.implementation for conv in convs} == {"torchvision"}
+    assert create_model("dpanet", width=0.125).encoder[0].align.implementation == "auto"
+
+
+def test_dcn_implementations_share_the_weights_and_agree():
+    """Same state dict (released weights load into either); same output and gradients."""
+    torch.manual_seed(0)
+    sampled = create_model("dpanet", width=0.125, dcn_implementation="sampled")
+    reference = create_model("dpanet", width=0.125, dcn_implementation="torchvision")
+    assert {k: v.shape for k, v in sampled.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()
+    }
+    reference.load_state_dict(sampled.state_dict())
+    left, right = pair(32, 40)
+    grads = []
+    for model in (sampled, reference):
+        view = left.clone().requires_grad_()
+        out = model(view, right)
+        out.square().mean().backward()
+        grads.append((out, view.grad, model.encoder[1].align.weight.grad))
+    for got, expected in zip(*grads, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert set_dcn_implementation(sampled, "auto") == 12
+
+
+def test_channels_last_matches_the_default_layout():
+    torch.manual_seed(0)
+    model = create_model("dpanet", width=0.125).eval()
+    left, right = pair(32, 32)
+    expected = model(left, right)
+    to_channels_last(model)
+    nhwc = [v.contiguous(memory_format=torch.channels_last) for v in (left, right)]
+    torch.testing.assert_close(model(*nhwc), expected, atol=1e-5, rtol=1e-4)

@@ -22,6 +22,7 @@ from dpdeblur.models.dpdnet import DPDNet
 from dpdeblur.models.ensemble import FlipEnsemble, flip_pair
 from dpdeblur.models.k3dn import K3DN
 from dpdeblur.models.output import DeblurOutput, output_image
+from dpdeblur.models.restormer import Restormer
 
 NAMES = list_models()
 
@@ -41,6 +42,7 @@ SMALL: dict[type[nn.Module], dict] = {
         "disparity_channels": 4,
         "sharp_region_res": 1,
     },
+    Restormer: {"dim": 8, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1},
 }
 ODD_SIZES = ((37, 53), (64, 40))
 
@@ -90,6 +92,7 @@ def test_main_benchmark_set_and_released_weights():
         "k3dn",
         "k3dn_light",
         "k3dn_tiny",
+        "restormer_dp",
     ]
     assert model_info("dpanet").weights_format == "dpanet-final-pth"
     assert model_info("dpanet_tiny").weights_format is None

@@ -158,3 +158,34 @@ def test_never_holds_the_shifted_copies_at_once():
     output = 81 * 40 * 48 * 4
     extra = cpu_peak_bytes(lambda: correlation(x1, x2)) - output
     assert extra < 3 * one_map  # the 81 shifted copies would be 81 * one_map
+
+
+def test_float16_sum_over_channels_does_not_overflow():
+    """Features of 16 over 256 channels: the channel sum (65,536) is above float16's largest
+    value (65,504), the mean (256) is not; the sum runs in float32."""
+    x = torch.full((1, 256, 6, 6), 16.0, dtype=torch.float16)
+    out = correlation(x, x)
+    assert out.dtype == torch.float16
+    assert out[0, 40, 3, 3] == 256.0 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("bands", [False, True])
+def test_bfloat16_forward_and_backward_are_rounded_once(bands, monkeypatch):
+    """In bfloat16 every output and gradient entry is within one rounding (2^-8, relative)
+    of the exact value for the same bfloat16 inputs: the 81 displacements and the
+    channels are summed in float32, not in bfloat16."""
+    if bands:
+        monkeypatch.setattr(corr_module, "_CPU_BAND_BYTES", 64)
+    gen = torch.Generator().manual_seed(7)
+    x1, x2 = (torch.randn(1, 32, 12, 12, generator=gen).bfloat16() for _ in range(2))
+    grad = torch.randn(1, 81, 12, 12, generator=gen).bfloat16()
+    exact_inputs = [x1.double().requires_grad_(), x2.double().requires_grad_()]
+    exact_out = correlation(*exact_inputs)
+    exact_grads = torch.autograd.grad(exact_out, exact_inputs, grad.double())
+    inputs = [x1.clone().requires_grad_(), x2.clone().requires_grad_()]
+    out = correlation(*inputs)
+    grads = torch.autograd.grad(out, inputs, grad)
+    for got, exact in zip((out, *grads), (exact_out, *exact_grads), strict=True):
+        assert got.dtype == torch.bfloat16
+        error = (got.double() - exact.detach()).abs()
+        assert (error <= exact.detach().abs() * 2**-8 + 1e-30).all()

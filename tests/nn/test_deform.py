@@ -108,10 +108,11 @@ def test_gradients_reach_offsets_and_weights():
         assert p.grad is not None and p.grad.abs().sum() > 0
 
 
-def test_channel_chunks_give_the_same_result():
+@pytest.mark.parametrize("implementation", ["torchvision", "sampled"])
+def test_channel_chunks_give_the_same_result(implementation):
     """Large inputs run in input-channel chunks (memory); the sum equals one call."""
     torch.manual_seed(5)
-    dcn = ModulatedDeformConv2d(10, 6, 3)
+    dcn = ModulatedDeformConv2d(10, 6, 3, implementation=implementation)
     head = OffsetMaskHead(10)
     x = torch.randn(2, 10, 9, 11, requires_grad=True)
     offset, mask = head(x)
@@ -125,8 +126,10 @@ def test_channel_chunks_give_the_same_result():
 
 
 def test_autocast_bfloat16_runs_in_float32_and_returns_bfloat16():
+    """torchvision's kernel (no bfloat16 version on the CPU); the sampled path's autocast
+    test is in test_deform_sampled.py."""
     torch.manual_seed(6)
-    dcn = ModulatedDeformConv2d(4, 4, 3)
+    dcn = ModulatedDeformConv2d(4, 4, 3, implementation="torchvision")
     head = OffsetMaskHead(4)
     x = torch.randn(1, 4, 8, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):

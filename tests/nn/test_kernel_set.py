@@ -97,6 +97,22 @@ def test_kernel_gradient_reaches_the_stored_spectrum():
     assert kernel_set.weight.grad is not None and kernel_set.weight.grad.abs().sum() > 0
 
 
+def test_spectrum_reads_a_parameter_of_any_strides():
+    """A parameter placed in a flat buffer at an odd offset (FSDP/DDP buckets, a converted
+    checkpoint; ``view_as_complex`` refused it) or re-strided: the spectrum is the same."""
+    kernel_set = _kernel_set()
+    expected = kernel_set.kernels()
+    weight = kernel_set.weight.detach().clone()
+    flat = torch.zeros(weight.numel() + 1)
+    flat[1:] = weight.flatten()
+    kernel_set.weight.data = flat[1:].view(weight.shape)
+    assert kernel_set.weight.storage_offset() % 2 == 1
+    torch.testing.assert_close(kernel_set.kernels(), expected)
+    kernel_set.weight.data = weight.movedim(-1, 0).contiguous().movedim(0, -1)
+    assert kernel_set.weight.stride(-1) != 1
+    torch.testing.assert_close(kernel_set.kernels(), expected)
+
+
 # -- Fourier filters of the inverse-filter option -------------------------------------------
 @pytest.mark.parametrize("floor", [0.0, 0.1])
 def test_reblur_after_deblur_is_the_identity(floor):

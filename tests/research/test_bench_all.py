@@ -110,7 +110,14 @@ def test_plan_defaults_and_quick_sizes():
     assert plan.train_budget_s == 8.0
     quick = BenchPlan.build(["dpdnet"], quick=True, size=(40, 40))
     assert quick.size == (40, 40) and quick.full_res_size[0] < 1120 and quick.data.images <= 2
-    assert set(MAIN_MODELS) == {"dpanet", "dpdnet", "k3dn", "k3dn_light", "k3dn_tiny"}
+    assert set(MAIN_MODELS) == {
+        "dpanet",
+        "dpdnet",
+        "k3dn",
+        "k3dn_light",
+        "k3dn_tiny",
+        "restormer_dp",
+    }
 
 
 def test_training_crop_rule():
@@ -131,7 +138,8 @@ class TinyDeformNet(nn.Module):
         super().__init__()
         self.features = nn.Conv2d(6, 8, 3, padding=1)
         self.offsets = OffsetMaskHead(8)
-        self.deform = ModulatedDeformConv2d(8, 8)
+        # torchvision's op: the one autocast leaves in fp32 (the sampled one runs in bf16)
+        self.deform = ModulatedDeformConv2d(8, 8, implementation="torchvision")
         self.head = nn.Conv2d(8 + 9, 3, 3, padding=1)
 
     def forward(self, left, right):

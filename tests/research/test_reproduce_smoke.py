@@ -72,9 +72,8 @@ def check_filled(rows: list[dict], table: str) -> None:
             assert math.isfinite(float(row[metric])), (row["row"], metric)
             if ref.reference:
                 assert float(row[f"{metric}_paper"]) == ref.reference[metric]
-                assert float(row[f"{metric}_delta"]) == pytest.approx(
-                    float(row[metric]) - ref.reference[metric], abs=1e-5
-                )
+                # synthetic scenes in DPDD's layout: no difference to the paper's DPDD numbers
+                assert row[f"{metric}_delta"] == "" and "no delta: a synthetic tree" in row["note"]
 
 
 def run_config(runs: Path, row: str) -> dict:
@@ -95,7 +94,7 @@ def test_table_iv_smoke_sweep_fills_all_six_rows(smoke_data, tmp_path):
     names = {run_config(runs, r["row"])["model"]["name"] for r in rows}
     assert names == {r["row"] for r in rows}
     assert {run_config(runs, r["row"])["model"]["width"] for r in rows} == {0.0625}
-    assert len(list(runs.glob("dpanet_table4/*/[0-9]/metrics.json"))) == 6
+    assert len(list(runs.glob("dpanet_table4/*/[0-9]_*/metrics.json"))) == 6
 
 
 @pytest.mark.slow

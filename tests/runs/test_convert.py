@@ -12,8 +12,8 @@ from dpdeblur.cli.convert import main as convert_main
 from dpdeblur.errors import CheckpointError
 from dpdeblur.models import create_model
 from dpdeblur.runs.checkpoints import convert_release, load_model, read_checkpoint
+from dpdeblur.runs.releases.dpanet import COLOUR_AXES, dpanet_key_map, release_state_dict
 from dpdeblur.runs.releases.dpanet import convert as convert_dpanet_state_dict
-from dpdeblur.runs.releases.dpanet import dpanet_key_map, release_state_dict
 
 # The spec's list of the release's 212 keys and shapes (spec: dpanet_release_keys.tsv).
 KEYS_TSV = Path(__file__).parents[1] / "fixtures" / "dpanet_release_keys.tsv"
@@ -107,7 +107,20 @@ def test_converted_tensors_survive_the_round_trip(release_file, tmp_path):
     original = fake_release_state_dict()
     mapping, _ = dpanet_key_map([k[len("module.") :] for k in original])
     for key, tensor in original.items():
-        torch.testing.assert_close(ours[mapping[key[len("module.") :]]], tensor, rtol=0, atol=0)
+        our_key = mapping[key[len("module.") :]]
+        if our_key in COLOUR_AXES:  # B,G,R -> R,G,B: the colour axis reversed
+            tensor = tensor.flip(COLOUR_AXES[our_key])
+        torch.testing.assert_close(ours[our_key], tensor, rtol=0, atol=0)
+
+
+def test_colour_order_is_baked_into_exactly_two_layers(full_model):
+    """The first conv's input channels and the last conv's output channels are reversed;
+    every other tensor is the release's as it is."""
+    state = {k[len("module.") :]: v for k, v in fake_release_state_dict().items()}
+    converted = convert_dpanet_state_dict(state, full_model)
+    mapping, _ = dpanet_key_map(list(state))
+    flipped = {mapping[k] for k, v in state.items() if not torch.equal(converted[mapping[k]], v)}
+    assert flipped == set(COLOUR_AXES)
 
 
 def test_cli_converts(release_file, tmp_path, capsys):
@@ -268,7 +281,8 @@ def release_forward(sd: dict[str, torch.Tensor], left: torch.Tensor, right: torc
 
 
 def test_converted_model_computes_what_the_release_computes(full_model):
-    """Random release weights: our model after conversion gives the same image.
+    """Random release weights: our model after conversion, fed R,G,B, gives the image the
+    release gives fed the same pixels in B,G,R (its convention), with the channels reversed.
 
     Weights ~ N(0, 1/fan_in), biases ~ N(0, 0.01^2): at this scale the network is well
     conditioned (float32 and float64 runs of the reference agree to 3e-7), so any
@@ -286,8 +300,12 @@ def test_converted_model_computes_what_the_release_computes(full_model):
     model.load_state_dict(convert_dpanet_state_dict(release, model))
     left = torch.rand(1, 3, 40, 48, generator=gen)
     right = torch.roll(left, shifts=2, dims=3) * 0.9
+    bgr = [2, 1, 0]
     with torch.no_grad():
         ours = model(left, right)
-        theirs = release_forward(release, left, right)
+        theirs = release_forward(release, left[:, bgr], right[:, bgr])[:, bgr]
+        unbaked = release_forward(release, left, right)
     assert ours.std() > 0.01  # not a constant image: a real comparison
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    # the colour order matters with these weights: feeding R,G,B unbaked is far off
+    assert (ours - unbaked).abs().max() > 1e-3

@@ -9,6 +9,7 @@
     dpdeblur-bench fullres --model dpanet --threads 2     # one model at 1120x1680
     dpdeblur-bench deblur-tiles                           # whole vs tiled deblurring
     dpdeblur-bench correlation-memory                     # the correlation's peak memory
+    dpdeblur-bench dcn --out experiments/results          # DPANet: torchvision vs sampled DCN
 
 This module only parses arguments; the measurements are :mod:`dpdeblur.research.benchmarks`.
 """
@@ -35,6 +36,7 @@ from dpdeblur.research.benchmarks.correlation import (
 )
 from dpdeblur.research.benchmarks.cpu_training import measure_cpu_training
 from dpdeblur.research.benchmarks.data import DPDD_SIZE, measure_data_path
+from dpdeblur.research.benchmarks.dcn import measure_dcn, render_dcn
 from dpdeblur.research.benchmarks.figures import DEFAULT_BENCH, draw_bench_figures
 from dpdeblur.research.benchmarks.fullres import DPDD_FULL_SIZE, measure_full_resolution
 from dpdeblur.research.benchmarks.macs import count_registry_macs, format_table, macs_payload
@@ -489,6 +491,37 @@ def run_correlation_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- dcn -------------------------------------------------------------------------------
+
+
+def add_dcn(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "dcn",
+        help="DPANet forward and forward+backward with torchvision's and the sampled DCN",
+        description="DPANet's deformable convs, torchvision's kernel against the sampled "
+        "one, alternated in one process on the CPU: dcn.json and dcn.md in --out.",
+    )
+    parser.add_argument("--model", default="dpanet", help="a DPANet registry name")
+    parser.add_argument("--width", type=float, default=None, help="width override")
+    parser.add_argument("--size", nargs=2, type=int, default=[256, 256], metavar=("H", "W"))
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2, help="alternated runs (fastest kept)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS)
+    parser.set_defaults(func=run_dcn)
+
+
+def run_dcn(args: argparse.Namespace) -> int:
+    size = _positive_size(args.size, "--size")
+    results = measure_dcn(args.model, args.width, size, args.batch, args.repeat, args.threads)
+    results["command"] = " ".join(["dpdeblur-bench", *sys.argv[1:]])
+    _write_json(args.out / "dcn.json", results)
+    (args.out / "dcn.md").write_text(render_dcn(results))
+    print(render_dcn(results))
+    print(f"wrote {args.out / 'dcn.json'} and dcn.md")
+    return 0
+
+
 SUBCOMMANDS = (
     add_cost,
     add_data,
@@ -499,6 +532,7 @@ SUBCOMMANDS = (
     add_fullres,
     add_deblur_tiles,
     add_correlation_memory,
+    add_dcn,
 )
 
 

@@ -2,6 +2,8 @@
 
     dpdeblur-convert dpanet final.pth weights/dpanet_release.pt
     dpdeblur-convert k3dn best.pt weights/k3dn_release.pt
+    dpdeblur-convert dpdnet defocus_deblurring_dp_l5_s512_f0.7_d0.4.hdf5 weights/dpdnet.pt
+    dpdeblur-convert restormer_dp dual_pixel_defocus_deblurring.pth weights/restormer_dp.pt
 
 The release's keys are renamed to this package's modules; a checkpoint that does not map
 completely is refused with the missing and unexpected keys named (see
@@ -22,7 +24,11 @@ from dpdeblur.runs.releases import release_models
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dpdeblur-convert", description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=release_models(), help="which release")
-    parser.add_argument("src", type=Path, help="the released checkpoint (e.g. final.pth)")
+    parser.add_argument(
+        "src",
+        type=Path,
+        help="the released checkpoint (final.pth, best.pt, *.hdf5, *.pth: dpdeblur-weights list)",
+    )
     parser.add_argument("out", type=Path, help="where to write the converted weights (.pt)")
     return parser
 

@@ -24,10 +24,9 @@ def _check(args: argparse.Namespace) -> int:
         quick=args.quick,
         workers=args.workers,
     )
-    print(report.render())
-    if not report.ok:
-        for problem in report.problems:
-            print(f"error: {problem}", file=sys.stderr)
+    print(report.render(problems=False))
+    for problem in report.problems:  # once each, files with the same problem on one line
+        print(f"error: {problem}", file=sys.stderr)
     return 0 if report.ok else 1
 
 

@@ -6,7 +6,9 @@
 
 Every pair is written as a 16-bit PNG (``--bits 8`` for 8-bit) named after the pair. A pair
 that cannot be read or written is reported on one line and skipped, the others are done,
-and the run ends with a summary and exit status 2. See docs/deblur.md.
+and the run ends with a summary and exit status 2. Pairs run as they lie, except those of
+a PIXEL folder (or any, with ``--pixel-portrait``): portrait PIXEL captures run in
+landscape and are turned back. See docs/deblur.md.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dpdeblur.cli.common import run_cli
-from dpdeblur.errors import ConfigError, DataError, DpdeblurError
+from dpdeblur.errors import CheckpointError, ConfigError, DataError, DpdeblurError
+
+# Hints of the shared checkpoint loader written for the Hydra tools, in this tool's flags.
+_FLAG_SYNTAX = {
+    "ckpt=...": "--ckpt PATH",
+    "model=<registry name>": "--model NAME",
+    "pass the matching model": "pass the --model NAME (and --model-arg KEY=VALUE) it was "
+    "trained with",
+}
 
 
 def _gib(text: str) -> int:
@@ -56,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--input",
         type=Path,
         metavar="DIR",
-        help="a DPDD tree, a PIXEL-style folder, or a folder of *_L.png / *_R.png pairs",
+        help="a DPDD tree, a PIXEL folder ({split}_l/source, inputL), or a folder of "
+        "*_L.png / *_R.png pairs",
     )
     source.add_argument("--split", default="test", help="split of a DPDD/PIXEL tree (test)")
     model = parser.add_argument_group("model")
@@ -93,10 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--panel", action="store_true", help="also write <name>_panel.png: left | right | output"
     )
-    output.add_argument(
+    orientation = output.add_mutually_exclusive_group()
+    orientation.add_argument(
+        "--pixel-portrait",
+        action="store_true",
+        help="the pairs are PIXEL captures: run portrait ones in landscape and turn the "
+        "result back (default only for a PIXEL folder: {split}_l/source, inputL)",
+    )
+    orientation.add_argument(
         "--keep-orientation",
         action="store_true",
-        help="run portrait pairs as stored (default: rotate to landscape and back)",
+        help="run every pair as it lies, a PIXEL folder's too",
     )
     run = parser.add_argument_group("running")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (auto)")
@@ -130,14 +148,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="run the model as its authors' evaluation did (k3dn: resize to 1152x1792 and "
-        "back; whole images, never tiled; docs/k3dn.md)",
+        "back, whole images, never tiled; dpanet: 8-bit views; docs/weights.md)",
+    )
+    run.add_argument(
+        "--input-bits",
+        type=int,
+        choices=(8, 16),
+        default=16,
+        help="8: feed the model the views as an 8-bit read gives them, floor(v16/256)/255, "
+        "as DPANet's release was trained (16: as they are)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
 def _records(args: argparse.Namespace):
-    from dpdeblur.inference.sources import folder_records, pair_record
+    from dpdeblur.inference.sources import FoundPairs, folder_records, pair_record
 
     if args.input is not None:
         if args.left is not None or args.right is not None:
@@ -149,10 +175,27 @@ def _records(args: argparse.Namespace):
     for path in (record.left, record.right):
         if not path.is_file():
             raise DataError("image file not found", path, "check the --left/--right paths")
-    return [record], "one pair"
+    return FoundPairs([record], "one pair", pixel=False)
 
 
-def _deblur_one(record, runner, options, args, folder, file) -> str:
+def _load_model(args: argparse.Namespace, kwargs: dict):
+    """The checkpoint's model, with the loader's errors in this tool's flags."""
+    from dpdeblur.runs.checkpoints import load_model
+
+    ckpt = args.ckpt.expanduser()
+    if not ckpt.is_file():
+        what = "is a folder, not a checkpoint file" if ckpt.is_dir() else "checkpoint not found"
+        raise CheckpointError(what, ckpt, "check the --ckpt path")
+    try:
+        return load_model(ckpt, args.model, kwargs)
+    except CheckpointError as err:
+        fix = err.fix
+        for hydra, flag in _FLAG_SYNTAX.items():
+            fix = fix.replace(hydra, flag) if fix else fix
+        raise CheckpointError(err.problem, err.path, fix) from None
+
+
+def _deblur_one(record, runner, options, args, folder, file, pixel: bool) -> str:
     """Read, restore and write one pair; returns a short note on the tiling used."""
     from dpdeblur.data.io import to_tensor
     from dpdeblur.inference.outputs import result_path, write_result
@@ -160,9 +203,7 @@ def _deblur_one(record, runner, options, args, folder, file) -> str:
     from dpdeblur.inference.views import to_model_views
 
     pair = read_pair(record, with_target=args.panel)
-    left, right, view = to_model_views(
-        pair.left, pair.right, not args.keep_orientation, pair.channels
-    )
+    left, right, view = to_model_views(pair.left, pair.right, pixel, pair.channels)
     restored, plan = runner(to_tensor(left), to_tensor(right), options, not args.quiet)
     image = view.restore(restored.clamp(0.0, 1.0).permute(1, 2, 0).numpy())
     panel = None
@@ -180,38 +221,42 @@ def _run(args: argparse.Namespace) -> int:
     from dpdeblur.inference.engine import Deblurrer, TileOptions, resolve_device
     from dpdeblur.inference.outputs import prepare_output
     from dpdeblur.models.ensemble import FlipEnsemble
-    from dpdeblur.models.release_protocol import RELEASE_PROTOCOLS, ReleaseProtocol
-    from dpdeblur.runs.checkpoints import describe, load_model
+    from dpdeblur.models.release_protocol import InputBits, ReleaseProtocol, check_release_protocol
+    from dpdeblur.runs.checkpoints import describe
 
     if args.release_protocol is not None:
-        if args.release_protocol not in RELEASE_PROTOCOLS:
-            raise ConfigError(
-                f"unknown release protocol '{args.release_protocol}'",
-                fix=f"pass --release-protocol {' or '.join(RELEASE_PROTOCOLS)}",
-            )
-        if args.tile:
+        protocol = check_release_protocol(args.release_protocol, "--release-protocol {}")
+        if args.tile and protocol.size is not None:
             raise ConfigError(
                 "--release-protocol resizes whole images and cannot be tiled",
                 fix="drop --tile (or pass --tile 0)",
             )
-    records, layout = _records(args)
-    folder, file = prepare_output(args.output, single_pair=len(records) == 1)
+    found = _records(args)
+    records = found.records
+    pixel = (found.pixel or args.pixel_portrait) and not args.keep_orientation
+    folder, file = prepare_output(args.output, pairs=len(records))
     device = resolve_device(args.device)
     kwargs = dict(args.model_arg)
     if kwargs and args.model is None:
         raise ConfigError("--model-arg needs --model", fix="pass --model NAME")
-    model, info = load_model(args.ckpt, args.model, kwargs)
+    model, info = _load_model(args, kwargs)
+    if args.input_bits != 16:
+        model = InputBits(model, args.input_bits)
     if args.release_protocol is not None:
-        model, args.tile = ReleaseProtocol(model, args.release_protocol), 0
+        model = ReleaseProtocol(model, args.release_protocol)
+        args.tile = 0 if model.resizes else args.tile
     if args.flip_ensemble:
         model = FlipEnsemble(model)
     runner = Deblurrer(model, device, args.precision)
     options = TileOptions(args.tile, args.overlap, args.max_memory)
     runner.plan(1 << 16, 1 << 16, options)  # bad --tile/--overlap/--max-memory: fail once, now
     print(
-        f"{len(records)} pair(s) ({layout}); {describe(info)}; {device}, {args.precision}"
+        f"{len(records)} pair(s) ({found.layout}"
+        + ("; portrait PIXEL captures run in landscape" if pixel else "")
+        + f"); {describe(info)}; {device}, {args.precision}"
         + (", flip ensemble x4" if args.flip_ensemble else "")
         + (f", {args.release_protocol} release protocol" if args.release_protocol else "")
+        + (f", {args.input_bits}-bit input" if args.input_bits != 16 else "")
     )
 
     failures: list[tuple[str, str]] = []
@@ -220,7 +265,7 @@ def _run(args: argparse.Namespace) -> int:
     bar = tqdm(records, desc="pairs", unit="pair", disable=args.quiet or len(records) == 1)
     for record in bar:
         try:
-            note = _deblur_one(record, runner, options, args, folder, file)
+            note = _deblur_one(record, runner, options, args, folder, file, pixel)
         except DpdeblurError as err:
             failures.append((record.name, err.one_line()))
             tqdm.write(f"error: {err.one_line()}", file=sys.stderr)

@@ -1,22 +1,47 @@
 """Hydra entry points with one-line errors: ``dpdeblur-train`` and ``dpdeblur-eval``.
 
 The configs are found wherever the package is installed (:func:`dpdeblur.training.config.config_dir`);
-a user's own folder can be added with ``--config-dir``. User errors (bad data root, unknown
-model, unusable checkpoint) print ``error: ...`` and exit 2; in a multirun a failing job is
-logged and the sweep goes on (:func:`dpdeblur.training.guard.guarded`).
+a user's own folder can be added with ``--config-dir``. Nothing heavy is imported before
+Hydra has composed the config: Lightning and torch load only when a task runs, so
+``--help``, ``--cfg job`` and a mistake in the config answer in a second or two.
+
+Every user error is one line, ``error: what -- the fix`` with the fix in override syntax,
+and exit status 2: a config Hydra cannot compose (an unknown group option or key, an
+override it cannot parse; :func:`dpdeblur.training.config_errors.hydra_error`), a set-up
+the checks refuse before the task starts (:mod:`dpdeblur.training.preflight`), and the
+task's own errors (bad data root, unknown model, unusable checkpoint). In a multirun a
+failing job is logged and the sweep goes on (:func:`dpdeblur.training.guard.guarded`). A
+run stopped by SIGTERM says so in one line and exits with 143 (its ``last.ckpt`` holds
+the step it stopped at); Ctrl-C outside training exits with 130, without a traceback.
+``HYDRA_FULL_ERROR=1`` shows Hydra's full reports instead.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
-from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
+from typing import NoReturn
 
+import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from dpdeblur.errors import DpdeblurError
 from dpdeblur.training.config import config_dir, register_resolvers
+from dpdeblur.training.config_errors import hydra_error, hydra_hint
+from dpdeblur.training.guard import TrainingStoppedError, guarded
+from dpdeblur.training.preflight import check_config
+
+# config name -> (task module, task function, the metric a sweep optimises)
+TASKS = {
+    "train": ("dpdeblur.training.train", "train", "val/psnr"),
+    "eval": ("dpdeblur.training.evaluate", "evaluate", "test/psnr"),
+}
+FULL_ERROR = "HYDRA_FULL_ERROR"
 
 
 def user_error(err: BaseException) -> DpdeblurError | None:
@@ -30,37 +55,70 @@ def user_error(err: BaseException) -> DpdeblurError | None:
     return None
 
 
-def run_hydra(config_name: str, task: Callable[[DictConfig], dict], objective: str) -> None:
-    import hydra
+def fail(err: DpdeblurError, config_name: str) -> NoReturn:
+    """Print ``err`` as one line in this tool's syntax and exit: 2, or 128 + the signal
+    for a run a signal stopped."""
+    model_override = "+model=" if config_name == "eval" else "model="
+    line = hydra_hint(err.one_line(), model_override)
+    if isinstance(err, TrainingStoppedError):
+        print(f"stopped: {line}", file=sys.stderr)
+        sys.exit(128 + err.signum)
+    print(f"error: {line}", file=sys.stderr)
+    sys.exit(2)
 
-    from dpdeblur.training.guard import guarded
 
+def run_task(cfg: DictConfig, config_name: str) -> dict:
+    """The preflight checks, then the task (importing Lightning only now)."""
+    check_config(cfg, config_name)
+    module, function, _ = TASKS[config_name]
+    return getattr(import_module(module), function)(cfg)
+
+
+def run_hydra(config_name: str) -> None:
     register_resolvers()
+    # Hydra reports a composition error in many lines and exits 1 unless HYDRA_FULL_ERROR
+    # is set, in which case it raises: set it (unless the user did) to catch and shorten
+    # them, and unset it once the job starts (a bug in a task keeps Hydra's report, and
+    # processes the task starts, such as DDP ranks, do not inherit it).
+    ours = FULL_ERROR not in os.environ
+    if ours:
+        os.environ[FULL_ERROR] = "1"
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def app(cfg: DictConfig) -> float:
+        if ours:
+            os.environ.pop(FULL_ERROR, None)
         try:
-            result = guarded(task, cfg, Path(cfg.paths.output_dir))
+            result = guarded(lambda c: run_task(c, config_name), cfg, Path(cfg.paths.output_dir))
         except Exception as err:
             found = user_error(err)
+            if found is None and isinstance(err, HydraException | OmegaConfBaseException):
+                found = hydra_error(err, config_name, sys.argv[1:])
             if found is None:
                 raise
-            print(f"error: {found.one_line()}", file=sys.stderr)
-            sys.exit(2)
-        split, _, key = objective.partition("/")
+            fail(found, config_name)
+        split, _, key = TASKS[config_name][2].partition("/")
         value = (result.get(split) or {}).get(key)
         return float(value) if value is not None else math.nan
 
-    app()
+    try:
+        app()
+    except (HydraException, OmegaConfBaseException) as err:
+        found = hydra_error(err, config_name, sys.argv[1:]) if ours else None
+        if found is None:
+            raise
+        fail(found, config_name)
+    except KeyboardInterrupt:  # a second Ctrl-C while training, or one outside training
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        if ours:
+            os.environ.pop(FULL_ERROR, None)
 
 
 def train_main() -> None:
-    from dpdeblur.training.train import train
-
-    run_hydra("train", train, "val/psnr")
+    run_hydra("train")
 
 
 def eval_main() -> None:
-    from dpdeblur.training.evaluate import evaluate
-
-    run_hydra("eval", evaluate, "test/psnr")
+    run_hydra("eval")

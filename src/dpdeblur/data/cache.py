@@ -6,18 +6,18 @@ integer type (uint16 for DPDD, uint8 for 8-bit data), so nothing is lost or resc
 
 Entries are keyed by the source's resolved path, size and modification time: editing or
 replacing a source file makes a new entry, never a stale read. Entries are written under
-a temporary name and renamed, so concurrent data-loader workers never read half a file.
+a temporary name and renamed (:func:`dpdeblur.data.files.atomic_file`, with the user's
+umask), so concurrent data-loader workers never read half a file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from dpdeblur.data.files import atomic_file
 from dpdeblur.data.io import bit_depth_of, read_raw
 from dpdeblur.errors import DataError
 
@@ -53,10 +53,8 @@ class ArrayCache:
     def _write(self, entry: Path, pixels: np.ndarray) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".npy.tmp", dir=self.folder)
-            with os.fdopen(fd, "wb") as handle:
+            with atomic_file(entry) as handle:
                 np.save(handle, np.ascontiguousarray(pixels))
-            os.replace(tmp, entry)
         except OSError as err:
             raise DataError(
                 f"cannot write the image cache ({err.strerror})",

@@ -1,25 +1,39 @@
 """Validate a dataset root: layout, counts, sizes and bit depths per split, and problems.
 
-``dpdeblur-data check ROOT`` prints a summary per split and one line per problem (missing
-split, count mismatch, L/R size mismatch, 8-bit file in a 16-bit dataset, corrupt or empty
-file...), and exits non-zero when there is any. Every file is decoded in full by default
-(a truncated PNG has a valid header); ``quick`` reads PNG headers only.
+``dpdeblur-data check ROOT`` prints a summary per split and one line per distinct problem
+(missing split, count mismatch, L/R size mismatch, 8-bit file in a 16-bit dataset, corrupt
+or empty file...): files with the same problem share a line that counts them and names the
+first few (:func:`group_problems`). It exits non-zero when there is any. Every file is
+decoded in full by default (a truncated PNG has a valid header); ``quick`` reads PNG headers
+only. With ``kind="auto"`` a root that is neither DPDD nor PIXEL is one problem naming the
+layouts looked for (:func:`~dpdeblur.data.layout.detect_kind`).
 """
 
 from __future__ import annotations
 
 import struct
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpdeblur.data.io import read_raw
-from dpdeblur.data.layout import SPLITS, DPRecord, index_dpdd_split, index_pixel, resolve_dpdd_root
+from dpdeblur.data.layout import (
+    SPLITS,
+    DPRecord,
+    detect_kind,
+    index_dpdd_split,
+    index_pixel,
+    is_synthetic_tree,
+    resolve_dpdd_root,
+)
 from dpdeblur.data.samples import DecodedFile, sample_problems
 from dpdeblur.errors import BitDepthError, DataError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Files named on the line of a problem that several files share.
+EXAMPLE_FILES = 3
 
 
 @dataclass
@@ -39,25 +53,87 @@ class SplitReport:
         return line
 
 
+def _under(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def group_problems(errors: Sequence[DataError], root: Path, with_fix: bool = True) -> list[str]:
+    """One line per distinct problem (same text and fix), in the order first met.
+
+    A problem of one file reads as before (``path: problem -- fix``); one that several files
+    share is counted, with the first :data:`EXAMPLE_FILES` files relative to ``root``:
+    ``8-bit image where 16-bit is expected: 20 files under ROOT (a.png, b.png, ...) -- fix``.
+    """
+    groups: dict[tuple[str, str | None], list[DataError]] = {}
+    for error in errors:
+        groups.setdefault((error.problem, error.fix if with_fix else None), []).append(error)
+    lines = []
+    for (problem, fix), members in groups.items():
+        paths = [e.path for e in members if e.path is not None]
+        if len(members) == 1:
+            head = f"{paths[0]}: {problem}" if paths else problem
+        elif paths:
+            shown = [_under(path, root) for path in paths[:EXAMPLE_FILES]]
+            more = ", ..." if len(paths) > EXAMPLE_FILES else ""
+            head = f"{problem}: {len(paths)} files under {root} ({', '.join(shown)}{more})"
+        else:
+            head = f"{problem} ({len(members)} times)"
+        lines.append(f"{head} -- {fix}" if fix else head)
+    return lines
+
+
 @dataclass
 class CheckReport:
+    """What a check found: the layout, a summary per split, and every problem met.
+
+    ``errors`` and ``lower_bits`` (bit-depth shortfalls accepted as warnings) hold one
+    error per file or folder; :attr:`problems` and :attr:`warnings` are their lines, one
+    per distinct problem.
+    """
+
     root: Path
     kind: str
     layout: str | None = None
     splits: list[SplitReport] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    errors: list[DataError] = field(default_factory=list)
+    lower_bits: list[DataError] = field(default_factory=list)
+    synthetic: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.errors
 
-    def render(self) -> str:
-        lines = [f"{self.kind} dataset at {self.root} (layout: {self.layout or 'unknown'})"]
+    @property
+    def problems(self) -> list[str]:
+        """One line per distinct problem (:func:`group_problems`)."""
+        return group_problems(self.errors, self.root)
+
+    @property
+    def warnings(self) -> list[str]:
+        return group_problems(self.lower_bits, self.root, with_fix=False)
+
+    def render(self, problems: bool = True) -> str:
+        """The summary, warnings, and (unless ``problems=False``) the problems' lines."""
+        made = ", synthetic: written by dpdeblur-data synth" if self.synthetic else ""
+        if self.kind == "unknown":
+            lines = [f"no known dataset layout at {self.root}"]
+        else:
+            layout = f"layout: {self.layout or 'unknown'}{made}"
+            lines = [f"{self.kind} dataset at {self.root} ({layout})"]
         lines += [f"  {split.summary()}" for split in self.splits]
         lines += [f"warning: {w}" for w in self.warnings]
-        lines += [f"error: {p}" for p in self.problems]
-        lines.append("OK" if self.ok else f"{len(self.problems)} problem(s) found")
+        if problems:
+            lines += [f"error: {p}" for p in self.problems]
+        if self.ok:
+            lines.append("OK")
+        else:
+            found, where = len(self.problems), len(self.errors)
+            lines.append(
+                f"{found} problem(s) found" + (f" ({where} in all)" if where > found else "")
+            )
         return "\n".join(lines)
 
 
@@ -91,8 +167,8 @@ def _inspect_or_error(role: str, path: Path, quick: bool) -> DecodedFile | DataE
 def _check_records(
     records: list[DPRecord],
     report: SplitReport,
-    problems: list[str],
-    warnings: list[str],
+    problems: list[DataError],
+    warnings: list[DataError],
     min_bits: int | None,
     allow_lower_bits: bool,
     quick: bool,
@@ -106,7 +182,7 @@ def _check_records(
     decoded: dict[str, list[DecodedFile]] = {}
     for (record, _, _), result in zip(jobs, results, strict=True):
         if isinstance(result, DataError):
-            problems.append(result.one_line())
+            problems.append(result)
             continue
         report.bit_depths[result.bit_depth] += 1
         decoded.setdefault(record.name, []).append(result)
@@ -117,9 +193,9 @@ def _check_records(
         report.sizes[files[0].size] += 1
         for problem in sample_problems(files, min_bits, "pass --allow-8bit to accept them"):
             if allow_lower_bits and isinstance(problem, BitDepthError):
-                warnings.append(f"{problem.path}: {problem.problem}")
+                warnings.append(problem)
             else:
-                problems.append(problem.one_line())
+                problems.append(problem)
         if record.scene:
             report.scenes[record.scene] += 1
 
@@ -134,39 +210,48 @@ def check_dataset(
 ) -> CheckReport:
     """Check a DPDD or PIXEL root; never raises for data problems, it reports them."""
     root = Path(root).expanduser()
+    report = CheckReport(root=root, kind=kind, synthetic=is_synthetic_tree(root))
     if kind == "auto":
         try:
-            resolve_dpdd_root(root)
-            kind = "dpdd"
-        except DataError:
-            kind = "pixel"
-    report = CheckReport(root=root, kind=kind)
-    if kind == "pixel":
-        try:
-            records, report.layout = index_pixel(root, (splits or ("test",))[0])
+            report.kind = kind = detect_kind(root, (splits or ("test",))[0])
         except DataError as err:
-            report.problems.append(err.one_line())
+            report.kind = "unknown"
+            report.errors.append(err)
             return report
-        split_report = SplitReport(split=(splits or ("test",))[0], count=len(records))
+    if kind == "pixel":
+        split = (splits or ("test",))[0]
+        try:
+            records, report.layout = index_pixel(root, split)
+        except DataError as err:
+            report.errors.append(err)
+            return report
+        split_report = SplitReport(split=split, count=len(records))
         _check_records(
-            records, split_report, report.problems, report.warnings, None, True, quick, workers
+            records, split_report, report.errors, report.lower_bits, None, True, quick, workers
         )
         report.splits.append(split_report)
         return report
     try:
         tree, report.layout = resolve_dpdd_root(root)
     except DataError as err:
-        report.problems.append(err.one_line())
+        report.errors.append(err)
         return report
     for split in splits or SPLITS:
         try:
             records = index_dpdd_split(tree, split, report.layout)
         except DataError as err:
-            report.problems.append(err.one_line())
+            report.errors.append(err)
             continue
         split_report = SplitReport(split=split, count=len(records))
         _check_records(
-            records, split_report, report.problems, report.warnings, 16, allow_8bit, quick, workers
+            records,
+            split_report,
+            report.errors,
+            report.lower_bits,
+            16,
+            allow_8bit,
+            quick,
+            workers,
         )
         report.splits.append(split_report)
     return report

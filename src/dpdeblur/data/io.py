@@ -11,8 +11,6 @@ Arrays are HxWx3 (channels last, RGB) in numpy; :func:`to_tensor` gives 3xHxW to
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dpdeblur.data.files import write_bytes_atomic
 from dpdeblur.data.samples import bit_depth_error
 from dpdeblur.errors import DataError, ImageReadError
 
@@ -133,8 +132,8 @@ def as_hwc(image) -> np.ndarray:
 def write_png(path: str | Path, image, bits: int = 16) -> Path:
     """Write a float image in [0, 1] (HxWx3, or 3xHxW tensor) as an 8- or 16-bit RGB PNG.
 
-    Integer arrays (uint8/uint16) are written as they are. The file appears atomically: it
-    is written under a temporary name in the same folder and renamed, so a failure never
+    Integer arrays (uint8/uint16) are written as they are. The file appears atomically, with
+    the user's umask (:func:`dpdeblur.data.files.write_bytes_atomic`): a failure never
     leaves a partial PNG behind.
     """
     path = Path(path)
@@ -147,21 +146,15 @@ def write_png(path: str | Path, image, bits: int = 16) -> Path:
         pixels = pixels[:, :, 0]
     if not path.parent.is_dir():
         raise DataError("output folder does not exist", path.parent, "create it first")
-    fd, tmp_name = tempfile.mkstemp(suffix=".png", prefix=f".{path.stem}.", dir=path.parent)
-    os.close(fd)
+    ok, encoded = cv2.imencode(".png", pixels)
+    if not ok:
+        raise DataError("PNG encoding failed", path)
     try:
-        ok, encoded = cv2.imencode(".png", pixels)
-        if not ok:
-            raise DataError("PNG encoding failed", path)
-        Path(tmp_name).write_bytes(encoded.tobytes())
-        os.replace(tmp_name, path)
+        write_bytes_atomic(path, encoded.tobytes())
     except OSError as err:
         raise DataError(
             f"cannot write ({err.strerror})", path, "check permissions and free space"
         ) from None
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return path
 
 

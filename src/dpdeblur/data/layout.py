@@ -22,6 +22,12 @@ tree, ``inputL``/``inputR`` folders, or one folder of ``*_L.png`` / ``*_R.png`` 
 
 A view file's ``_L``/``_R`` suffix (either case) is read by :func:`split_view_suffix`, and
 the sample's name is its stem without it (:func:`sample_name`), wherever views are named.
+
+:func:`detect_kind` tells a DPDD root from a PIXEL one, and names every layout it looked
+for when a folder is neither. Only PIXEL's own layouts (:data:`PIXEL_RELEASE_LAYOUTS`) say
+that a portrait pair is a PIXEL capture to be turned to landscape; a flat folder of
+``*_L``/``*_R`` pairs may come from any camera. A tree written by ``dpdeblur-data synth``
+carries :data:`SYNTHETIC_MARKER` at its root (:func:`is_synthetic_tree`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,20 @@ SPLITS = ("train", "val", "test")
 # How DP view files are told apart when they share a folder or a name (official layout).
 VIEW_SUFFIXES = {"left": "_L", "right": "_R"}
 _VIEW_SUFFIX = re.compile(r"^(?P<name>.+)_(?P<view>[LRlr])$")
+
+# The layouts index_pixel finds that only PIXEL's release uses (not the flat "pairs" one).
+PIXEL_RELEASE_LAYOUTS = ("official", "restormer")
+
+# Every layout a dataset root is recognised by, as the errors name them.
+KNOWN_LAYOUTS = (
+    "DPDD official ({split}_c/source, {split}_c/target, {split}_l/source, {split}_r/source)",
+    "DPDD restormer ({split}/DPDD/inputL, inputR, inputC, target)",
+    "PIXEL ({split}_l/source + {split}_r/source, inputL + inputR, or *_L.png + *_R.png)",
+)
+
+# At the root of a tree written by `dpdeblur-data synth` (data.writer): synthetic scenes in
+# DPDD's layout, whose scores are never set beside a paper's DPDD numbers.
+SYNTHETIC_MARKER = "dpdeblur_synthetic.json"
 
 # 0-based positions, in the name-sorted DPDD test list (76 scenes), of the indoor scenes.
 DPDD_TEST_COUNT = 76
@@ -101,7 +121,7 @@ def resolve_dpdd_root(root: str | Path) -> tuple[Path, str]:
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(
-            "dataset root does not exist", root, "pass data.root=/path/to/dd_dp_dataset_png"
+            "dataset root does not exist", root, "check the path to the dd_dp_dataset_png folder"
         )
     if not root.is_dir():
         raise DataError(
@@ -228,7 +248,9 @@ def index_pixel(root: str | Path, split: str = "test") -> tuple[list[DPRecord], 
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(
-            "PIXEL root does not exist or is not a folder", root, "pass data.root=/path/to/pixel"
+            "PIXEL root does not exist or is not a folder",
+            root,
+            "check the path to the PIXEL folder",
         )
     for base in (root, root / "dd_dp_dataset_pixel"):
         left, right = base / f"{split}_l" / "source", base / f"{split}_r" / "source"
@@ -263,3 +285,46 @@ def index_pixel(root: str | Path, split: str = "test") -> tuple[list[DPRecord], 
         for lp, rp in zip(lefts, rights, strict=True)
     ]
     return records, layout
+
+
+def _has_pixel_views(root: Path, split: str) -> bool:
+    """Whether ``root`` holds left/right views in one of PIXEL's layouts (even broken ones)."""
+    for base in (root, root / "dd_dp_dataset_pixel"):
+        for name in (f"{split}_l", f"{split}_r", "inputL", "inputR"):
+            if (base / name).is_dir():
+                return True
+    return any(split_view_suffix(path.stem)[1] is not None for path in list_images(root))
+
+
+def detect_kind(root: str | Path, split: str = "test") -> str:
+    """``"dpdd"`` or ``"pixel"``: the kind of DP dataset ``root`` holds, judged by its folders.
+
+    DPDD: a tree of either layout with a combined-view folder in some split. PIXEL: left and
+    right views of ``split`` in one of PIXEL's layouts, or ``*_L``/``*_R`` files. Raises a
+    :class:`DataError` naming every layout looked for when ``root`` does not exist or holds
+    none of them, rather than one kind's error for another kind's data.
+    """
+    root = Path(root).expanduser()
+    looked_for = "; ".join(KNOWN_LAYOUTS)
+    if not root.is_dir():
+        problem = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(
+            f"dataset root {problem}", root, f"check the path; a root holds one of: {looked_for}"
+        )
+    try:
+        base, layout = resolve_dpdd_root(root)
+    except DataError:
+        pass
+    else:
+        if any(LAYOUTS[layout](base, split_)["combined"].is_dir() for split_ in SPLITS):
+            return "dpdd"
+    if _has_pixel_views(root, split):
+        return "pixel"
+    raise DataError(
+        "matches no known dataset layout", root, f"point to a folder in one of: {looked_for}"
+    )
+
+
+def is_synthetic_tree(root: str | Path | None) -> bool:
+    """Whether ``root`` was written by ``dpdeblur-data synth`` (holds :data:`SYNTHETIC_MARKER`)."""
+    return root is not None and (Path(str(root)).expanduser() / SYNTHETIC_MARKER).is_file()

@@ -69,7 +69,7 @@ def sample_problems(
             (height, width), (first_height, first_width) = file.size, first.size
             problems.append(
                 DataError(
-                    f"{file.role} image is {width}x{height} but {first.path.name} is "
+                    f"{file.role} image is {width}x{height} but the {first.role} image is "
                     f"{first_width}x{first_height} (WxH)",
                     file.path,
                     "all views and the target of a sample must have the same size",

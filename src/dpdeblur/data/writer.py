@@ -5,18 +5,21 @@ reads exactly as it reads the real DPDD. As in DPDD, the target's file name diff
 the source's (the target is "the neighbouring frame"): source ``<prefix>NNNNN`` with an odd
 number, target the even number before it, so separate sorting pairs them correctly.
 Synthetic ground truth that DPDD lacks (the signed defocus map) goes beside the combined
-view as ``.npy`` and is ignored by the DPDD reader.
+view as ``.npy`` and is ignored by the DPDD reader. Every file appears atomically, with the
+user's umask (:mod:`dpdeblur.data.files`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from dpdeblur.data.files import atomic_file, write_text_atomic
 from dpdeblur.data.io import as_hwc, write_png
-from dpdeblur.data.layout import VIEW_SUFFIXES
+from dpdeblur.data.layout import SYNTHETIC_MARKER, VIEW_SUFFIXES
 from dpdeblur.data.synthetic import SyntheticDPDataset
 from dpdeblur.errors import DataError
 
@@ -71,9 +74,8 @@ def write_split(
         write_png(folders["right"] / f"{source}{view_suffix['right']}.png", sample["right"], bits)
         write_png(folders["target"] / f"{target}.png", sample["target"], bits)
         if sample.get("coc") is not None:
-            np.save(
-                folders["coc"] / f"{source}.npy", as_hwc(sample["coc"])[..., 0].astype(np.float32)
-            )
+            with atomic_file(folders["coc"] / f"{source}.npy") as handle:
+                np.save(handle, as_hwc(sample["coc"])[..., 0].astype(np.float32))
         count += 1
     return count
 
@@ -94,16 +96,24 @@ def write_synthetic_dpdd(
     seed: int = 0,
     layout: str = "official",
     kernel: str = "soft",
+    splits: Iterable[str] | None = None,
     **options,
 ) -> dict[str, int]:
     """Render ``n`` synthetic DP scenes and write them as a DPDD tree (16-bit PNG).
 
-    Splits are 70/15/15; each split's scenes are deterministic for ``seed``. ``options``
-    go to :class:`~dpdeblur.data.synthetic.SyntheticDPDataset` (e.g. ``max_coc_px``).
+    Splits are 70/15/15 of ``n``; ``splits`` writes only those named (e.g. ``["test"]``:
+    a second test set). Each split's scenes are deterministic for ``seed``. ``options``
+    go to :class:`~dpdeblur.data.synthetic.SyntheticDPDataset` (e.g. ``max_coc_px``,
+    ``scenes``).
+    The root gets :data:`~dpdeblur.data.layout.SYNTHETIC_MARKER` (how the tree was made),
+    so that scores on it are never set beside a paper's DPDD numbers.
     Returns the count written per split.
     """
     counts = {}
+    chosen = None if splits is None else set(splits)
     for split, count in split_counts(n).items():
+        if chosen is not None and split not in chosen:
+            continue
         dataset = SyntheticDPDataset(
             length=count, size=size, seed=seed, split=split, kernel=kernel, **options
         )
@@ -111,4 +121,8 @@ def write_synthetic_dpdd(
         counts[split] = write_split(
             root, split, samples, layout=layout, bits=16, prefix=f"SYN{split[:2].upper()}"
         )
+    made = {"written_by": "dpdeblur-data synth", "size": list(size), "seed": seed}
+    made |= {"layout": layout, "kernel": kernel, "counts": counts}
+    made |= {k: v for k, v in options.items() if isinstance(v, int | float | str | bool)}
+    write_text_atomic(Path(root) / SYNTHETIC_MARKER, json.dumps(made, indent=2) + "\n")
     return counts

@@ -28,7 +28,7 @@ from torch import nn
 from dpdeblur.errors import ConfigError
 from dpdeblur.models import model_info
 from dpdeblur.models.ensemble import FlipEnsemble
-from dpdeblur.models.release_protocol import ReleaseProtocol
+from dpdeblur.models.release_protocol import InputBits, ReleaseProtocol
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,12 @@ def tiling_spec(model: nn.Module) -> TilingSpec:
     the receptive field nor the alignment)."""
     if isinstance(model, FlipEnsemble):
         return tiling_spec(model.model)
-    if isinstance(model, ReleaseProtocol):
+    if isinstance(model, ReleaseProtocol) and model.resizes:
         return TilingSpec(
             1, None, f"the {model.protocol} release protocol resizes whole images: never tiled"
         )
+    if isinstance(model, ReleaseProtocol | InputBits):  # pixel-wise quantisation only
+        return tiling_spec(model.model)
     name = getattr(model, "registry_name", None)
     if name is None:
         raise ConfigError(

@@ -18,16 +18,19 @@ from dpdeblur.data.panels import render_panel, save_panel
 from dpdeblur.errors import DataError
 
 
-def prepare_output(out: str | Path, single_pair: bool) -> tuple[Path, Path | None]:
-    """``(folder, file)``: the output folder (created) and, for ``-o x.png``, the file."""
+def prepare_output(out: str | Path, pairs: int) -> tuple[Path, Path | None]:
+    """``(folder, file)``: the output folder (created) and, for ``-o x.png``, the file.
+
+    ``pairs`` is how many pairs will be written: a ``.png`` file takes only one.
+    """
     out = Path(out).expanduser()
     file = None
     if out.suffix.lower() == ".png":
-        if not single_pair:
+        if pairs != 1:
             raise DataError(
-                "-o names a .png file but the input has several pairs",
+                f"-o names one .png file but the input has {pairs} pairs",
                 out,
-                "pass a folder for --input",
+                f"pass a folder for -o (e.g. -o {out.with_suffix('')}/)",
             )
         file, out = out, out.parent
     if out.exists() and not out.is_dir():

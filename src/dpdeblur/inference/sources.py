@@ -3,10 +3,13 @@
 - ``--left L --right R``: one pair, named after ``L`` without its ``_L``
   (:func:`~dpdeblur.data.layout.sample_name`);
 - ``--input DIR``: a DPDD tree (official or Restormer layout, one split; detected by its
-  combined-view folder), else a PIXEL-style folder (``{split}_l/source`` +
-  ``{split}_r/source``, ``inputL``/``inputR``, or a flat folder of ``*_L``/``*_R`` pairs).
+  combined-view folder), else a PIXEL folder (``{split}_l/source`` + ``{split}_r/source``,
+  or ``inputL``/``inputR``), else a flat folder of ``*_L``/``*_R`` pairs (any camera).
   Layout detection and pairing are :mod:`dpdeblur.data.layout`'s; what makes a pair valid
   is :func:`dpdeblur.data.samples.sample_problems`'.
+
+Only a PIXEL folder says its pairs are PIXEL captures (:attr:`FoundPairs.pixel`), whose
+portrait images are turned to landscape for the model; a flat folder of pairs does not.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from dpdeblur.data.io import read_raw, to_float
 from dpdeblur.data.layout import (
     LAYOUTS,
+    PIXEL_RELEASE_LAYOUTS,
     DPRecord,
     index_dpdd_split,
     index_pixel,
@@ -46,17 +50,31 @@ def _dpdd_layout(root: Path, split: str) -> tuple[Path, str] | None:
     return (base, layout) if combined.is_dir() else None
 
 
-def folder_records(root: str | Path, split: str = "test") -> tuple[list[DPRecord], str]:
-    """The pairs of a DPDD or PIXEL-style folder and a name for the layout found."""
+@dataclass(frozen=True)
+class FoundPairs:
+    """The pairs of an input folder, the layout found (for people), and whether the
+    layout is PIXEL's own (its portrait pairs are PIXEL captures)."""
+
+    records: list[DPRecord]
+    layout: str
+    pixel: bool
+
+
+def folder_records(root: str | Path, split: str = "test") -> FoundPairs:
+    """The pairs of a DPDD, PIXEL or flat folder of pairs, and what was found."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError("input folder does not exist", root, "pass --input DIR of DP pairs")
     dpdd = _dpdd_layout(root, split)
     if dpdd is not None:
         base, layout = dpdd
-        return index_dpdd_split(base, split, layout), f"DPDD {layout}, split {split}"
+        return FoundPairs(
+            index_dpdd_split(base, split, layout), f"DPDD {layout}, split {split}", False
+        )
     records, layout = index_pixel(root, split)
-    return records, f"PIXEL-style {layout}" + ("" if layout == "pairs" else f", split {split}")
+    if layout in PIXEL_RELEASE_LAYOUTS:
+        return FoundPairs(records, f"PIXEL {layout}, split {split}", True)
+    return FoundPairs(records, "a folder of pairs", False)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """How a DP pair is shown to a model and how its result is given back (PIXEL conventions).
 
-- Orientation: DP disparity runs along the sensor's rows. A portrait capture (height >
-  width), as PIXEL's, is turned to landscape before the model and the result turned back
-  so that it lies on the input, by the functions :class:`~dpdeblur.data.datasets.PixelDataset`
-  uses (:mod:`dpdeblur.data.samples`).
+- Orientation: DP disparity runs along the sensor's rows. PIXEL's captures are stored
+  portrait (height > width), with the sensor's rows running down the image: such a pair is
+  turned to landscape before the model and the result turned back so that it lies on the
+  input, by the functions :class:`~dpdeblur.data.datasets.PixelDataset` uses
+  (:mod:`dpdeblur.data.samples`). Only where the caller says the pair is PIXEL's: a portrait
+  crop of a landscape camera's image (DPDD's Canon) has its disparity along its rows
+  already, and turning it would make the disparity vertical.
 - Channels: a single-channel view (PIXEL's green channel) goes to the model as three equal
   channels, and the result is given back as one channel, the mean of the three.
 """
@@ -46,13 +49,14 @@ def as_three_channels(image: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def to_model_views(
-    left: np.ndarray, right: np.ndarray, rotate_portrait: bool = True, channels: int = 3
+    left: np.ndarray, right: np.ndarray, pixel_portrait: bool = False, channels: int = 3
 ) -> tuple[np.ndarray, np.ndarray, ViewFormat]:
-    """HxWx3 views turned landscape if they are portrait (and ``rotate_portrait``).
+    """HxWx3 views as the model takes them: turned landscape when ``pixel_portrait`` (the
+    pair is a PIXEL capture) and they are portrait; otherwise as they are.
 
     ``channels`` is the input's channel count, recorded for :meth:`ViewFormat.restore`.
     """
-    rotate = rotate_portrait and is_portrait(left)
+    rotate = pixel_portrait and is_portrait(left)
     if rotate:
         left, right = portrait_to_landscape(left), portrait_to_landscape(right)
     return left, right, ViewFormat(rotated=rotate, channels=channels)

@@ -37,7 +37,14 @@ from dpdeblur.models.padding import check_dp_inputs, crop_to, pad_to_multiple
 from dpdeblur.models.registry import ModelInfo, register_model
 from dpdeblur.nn.blocks import ConvBlock, SamePadConv2d, UpConv, match_size
 from dpdeblur.nn.correlation import correlation
-from dpdeblur.nn.deform import OFFSET_INITS, ModulatedDeformConv2d, OffsetInit, OffsetMaskHead
+from dpdeblur.nn.deform import (
+    DCN_IMPLEMENTATIONS,
+    OFFSET_INITS,
+    DcnImplementation,
+    ModulatedDeformConv2d,
+    OffsetInit,
+    OffsetMaskHead,
+)
 from dpdeblur.nn.predeblur import PyramidPredeblur
 
 EamOffsets = Literal["both", "features", "cost_volume"]
@@ -56,7 +63,8 @@ class EncoderLevel(nn.Module):
     ``offsets_from`` selects the side-branch input: ``"both"`` = ``cat[E_L, E_R, V]`` (the
     release), ``"features"`` = ``cat[E_L, E_R]`` (#6, no cost volume), ``"cost_volume"`` =
     the embedded cost volume alone (#7). ``share=False`` gives the right view its own
-    feature extractor and deformable conv (#1).
+    feature extractor and deformable conv (#1). ``dcn_implementation``: see
+    :class:`~dpdeblur.nn.deform.ModulatedDeformConv2d`.
     """
 
     def __init__(
@@ -70,6 +78,7 @@ class EncoderLevel(nn.Module):
         offset_convs: int = 1,
         offset_init: OffsetInit = "release",
         cost_volume_channels: int = 81,
+        dcn_implementation: DcnImplementation = "auto",
     ):
         super().__init__()
         self.pool = pool
@@ -91,8 +100,9 @@ class EncoderLevel(nn.Module):
             head_in = _offset_input_channels(channels, offsets_from)
             self.offset_l = OffsetMaskHead(head_in, 3, offset_convs, channels, offset_init)
             self.offset_r = OffsetMaskHead(head_in, 3, offset_convs, channels, offset_init)
-            self.align = ModulatedDeformConv2d(channels, channels, 3)
-            self.align_r = None if share else ModulatedDeformConv2d(channels, channels, 3)
+            dcn = {"implementation": dcn_implementation}
+            self.align = ModulatedDeformConv2d(channels, channels, 3, **dcn)
+            self.align_r = None if share else ModulatedDeformConv2d(channels, channels, 3, **dcn)
         else:
             self.align = SamePadConv2d(channels, channels, 3)
             self.align_r = None if share else SamePadConv2d(channels, channels, 3)
@@ -142,6 +152,7 @@ class DecoderLevel(nn.Module):
         dam: bool = True,
         offset_convs: int = 1,
         offset_init: OffsetInit = "release",
+        dcn_implementation: DcnImplementation = "auto",
     ):
         super().__init__()
         self.dam = dam
@@ -150,8 +161,9 @@ class DecoderLevel(nn.Module):
         if dam:
             self.offset_l = OffsetMaskHead(3 * channels, 3, offset_convs, channels, offset_init)
             self.offset_r = OffsetMaskHead(3 * channels, 3, offset_convs, channels, offset_init)
-            self.align_l = ModulatedDeformConv2d(channels, channels, 3)
-            self.align_r = ModulatedDeformConv2d(channels, channels, 3)
+            dcn = {"implementation": dcn_implementation}
+            self.align_l = ModulatedDeformConv2d(channels, channels, 3, **dcn)
+            self.align_r = ModulatedDeformConv2d(channels, channels, 3, **dcn)
         else:
             self.align_l = SamePadConv2d(channels, channels, 3)
             self.align_r = SamePadConv2d(channels, channels, 3)
@@ -193,6 +205,10 @@ class DPANet(nn.Module):
         offset_init: "release" (PyTorch default init of the offset convs) or "paper"
             (Sec. IV-A: offsets 0, modulation 0.5).
         max_displacement: d of the correlation window ((2d+1)^2 channels); 4 in the release.
+        dcn_implementation: how every deformable conv is computed: ``"auto"`` (by the
+            input's device: ``"sampled"`` on the CPU, ``"torchvision"`` on CUDA),
+            ``"torchvision"`` or ``"sampled"`` (:mod:`dpdeblur.nn.deform`). Not part of the
+            weights: released weights load whichever is chosen.
     """
 
     def __init__(
@@ -207,6 +223,7 @@ class DPANet(nn.Module):
         offset_convs: int = 1,
         offset_init: OffsetInit = "release",
         max_displacement: int = 4,
+        dcn_implementation: DcnImplementation = "auto",
     ):
         super().__init__()
         if width <= 0:
@@ -219,6 +236,11 @@ class DPANet(nn.Module):
             raise ValueError(f"offset_init must be one of {OFFSET_INITS}, got {offset_init!r}")
         if max_displacement < 0:
             raise ValueError(f"max_displacement must be >= 0, got {max_displacement}")
+        if dcn_implementation not in DCN_IMPLEMENTATIONS:
+            raise ValueError(
+                f"dcn_implementation must be one of {DCN_IMPLEMENTATIONS}, got "
+                f"{dcn_implementation!r}"
+            )
         base = max(1, round(64 * width))
         self.channels = [base * 2**i for i in range(num_scales)]
         self.max_displacement = max_displacement
@@ -233,6 +255,7 @@ class DPANet(nn.Module):
             offset_convs=offset_convs,
             offset_init=offset_init,
             cost_volume_channels=(2 * max_displacement + 1) ** 2,
+            dcn_implementation=dcn_implementation,
         )
         self.encoder = nn.ModuleList(
             EncoderLevel(stem if i == 0 else self.channels[i - 1], c, pool=i > 0, **level_kwargs)
@@ -243,7 +266,14 @@ class DPANet(nn.Module):
         self.bottleneck_r = None if share_encoder else ConvBlock(top, top)
         # decoder[i] works at scale i; it runs from the deepest level up.
         self.decoder = nn.ModuleList(
-            DecoderLevel(2 * c, c, dam=dam, offset_convs=offset_convs, offset_init=offset_init)
+            DecoderLevel(
+                2 * c,
+                c,
+                dam=dam,
+                offset_convs=offset_convs,
+                offset_init=offset_init,
+                dcn_implementation=dcn_implementation,
+            )
             for c in self.channels
         )
         self.head = nn.Sequential(

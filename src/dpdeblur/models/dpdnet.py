@@ -27,9 +27,20 @@ regions, where the mean of the views is already sharp
 horizontal matching costs for shifts ``-d..d`` as input channels
 (:mod:`dpdeblur.nn.matching`). Inputs of any size are
 reflect-padded to a multiple of 16 and the output is cropped back.
+
+Initialisation is the release's (Keras 2.2.4 as ``DPDNet/model.py`` uses it): ``he_normal``
+on every conv but the last, i.e. a normal truncated at two of its standard deviations and
+widened by 1 / 0.8796 (the standard deviation of a unit normal truncated to [-2, 2]) so
+that the weights' standard deviation is sqrt(2 / fan_in); Keras's default
+``glorot_uniform`` on the final 1x1 conv; zero biases (:func:`keras_he_normal_`). The
+residual head stays zero. The authors' released weights load with
+``load_model("defocus_deblurring_dp_l5_s512_f0.7_d0.4.hdf5")``
+(:mod:`dpdeblur.runs.releases.dpdnet_keras`).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +53,18 @@ from dpdeblur.nn.matching import horizontal_matching_costs
 from dpdeblur.nn.sharp_gate import ViewDifferenceGate
 
 BASE_CHANNELS = (64, 128, 256, 512, 1024)
+# The standard deviation of a unit normal truncated to [-2, 2] (scipy.stats.truncnorm(-2, 2)).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def keras_he_normal_(weight: Tensor) -> Tensor:
+    """Keras 2.2.4's ``he_normal`` in place: a normal of standard deviation
+    ``s = sqrt(2 / fan_in) / 0.8796...`` truncated to [-2 s, 2 s] (TensorFlow's
+    ``truncated_normal`` redraws beyond two standard deviations), whose own standard
+    deviation is then sqrt(2 / fan_in); ``fan_in`` = input channels x kernel area."""
+    fan_in = weight.shape[1] * weight[0, 0].numel()
+    std = math.sqrt(2.0 / fan_in) / TRUNCATED_NORMAL_STD
+    return nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std)
 
 
 def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -100,13 +123,30 @@ class DPDNet(nn.Module):
             self.up.append(nn.Sequential(UpConv(deep, skip), nn.ReLU(inplace=True)))
             self.decoder.append(double_conv(2 * skip, skip))
         if residual:
-            self.head: nn.Module = nn.Conv2d(channels[0], 3, 1)
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
+            self.head: nn.Module = nn.Conv2d(channels[0], 3, 1)  # zero-initialised below
         else:
             self.head = nn.Sequential(
                 nn.Conv2d(channels[0], 3, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(3, 3, 1)
             )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The release's initialisation: ``he_normal`` (:func:`keras_he_normal_`) and zero
+        bias on every conv, then ``glorot_uniform`` on the last one (Keras's default, which
+        ``model.py`` keeps there); with ``residual``, our head starts at zero instead."""
+        convs = [
+            m
+            for part in (self.encoder, self.bottleneck, self.up, self.decoder, self.head)
+            for m in part.modules()
+            if isinstance(m, nn.Conv2d)
+        ]
+        for layer in convs:
+            keras_he_normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        if self.residual:
+            nn.init.zeros_(self.head.weight)
+        else:
+            nn.init.xavier_uniform_(convs[-1].weight)
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         check_dp_inputs(left, right)
@@ -179,7 +219,7 @@ class DPDNet(nn.Module):
         return margin
 
 
-def dpdnet_info(main_benchmark: bool) -> ModelInfo:
+def dpdnet_info(main_benchmark: bool, weights_format: str | None = None) -> ModelInfo:
     """The facts every DPDNet variant shares."""
     return ModelInfo(
         architecture=DPDNet,
@@ -191,11 +231,12 @@ def dpdnet_info(main_benchmark: bool) -> ModelInfo:
         size_meaning="multiplier of the paper's channel counts (1.0 = 64..1024)",
         input_multiple=DPDNet.input_multiple,
         margin=DPDNet.receptive_field_radius,
+        weights_format=weights_format,
         main_benchmark=main_benchmark,
     )
 
 
-@register_model(info=dpdnet_info(main_benchmark=True))
+@register_model(info=dpdnet_info(main_benchmark=True, weights_format="dpdnet-keras-hdf5"))
 def dpdnet(**kwargs) -> DPDNet:
     """DPDNet as described in its paper (width 1.0: 64-1024 channels)."""
     return DPDNet(**kwargs)

@@ -12,10 +12,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def check_dp_inputs(left: Tensor, right: Tensor) -> None:
+def _values_checked_for_free(x: Tensor) -> bool:
+    """Whether reading ``x``'s values costs no device sync and breaks no traced graph: a
+    CPU tensor, outside ``torch.compile`` and ``torch.jit`` tracing."""
+    return (
+        x.device.type == "cpu" and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+    )
+
+
+def check_dp_inputs(left: Tensor, right: Tensor, values: bool | None = None) -> None:
     """Raise a ``ValueError`` naming the problem if ``(left, right)`` is not a valid DP pair.
 
     A valid pair is two floating-point tensors of the same shape Bx3xHxW with finite values.
+    The shape and dtype checks read metadata only. The finiteness check reads every value,
+    which on an accelerator is a host sync (it would stall every training step and break
+    CUDA graphs and full-graph ``torch.compile``), so by default (``values=None``) it runs
+    only where it is free: CPU tensors, outside ``torch.compile`` and ``torch.jit``
+    tracing. ``values=True`` forces it, ``values=False`` skips it. For GPU tensors the API
+    boundary refuses NaN instead: ``dpdeblur.inference`` checks each image's views once,
+    before it is deblurred (tiles and training steps are not checked again).
     """
     for name, x in (("left", left), ("right", right)):
         if not isinstance(x, Tensor):
@@ -36,7 +51,8 @@ def check_dp_inputs(left: Tensor, right: Tensor) -> None:
             f"left and right views differ in shape: {tuple(left.shape)} vs {tuple(right.shape)}"
         )
     for name, x in (("left", left), ("right", right)):
-        if not bool(torch.isfinite(x).all()):
+        check = _values_checked_for_free(x) if values is None else values
+        if check and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} view contains non-finite values (NaN or Inf)")
 
 

@@ -30,6 +30,7 @@ MODEL_MODULES = (
     "dpdeblur.models.dpanet",
     "dpdeblur.models.k3dn",
     "dpdeblur.models.dpdnet",
+    "dpdeblur.models.restormer",
 )
 
 #: A fact of a built model that depends on its constructor arguments, in pixels.

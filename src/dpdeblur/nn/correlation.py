@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dpdeblur.nn.precision import wide_dtype
+
 # On the CPU the loops run one sample at a time (unless the whole batch fits one band) over
 # bands of rows, each about this many bytes of one sample's input, so that the 81 products of a band are formed while its rows
 # are still in cache (docs/benchmarks.md, "Speed work", has the figures), into one product buffer
@@ -54,20 +56,31 @@ def _sample_slices(x: Tensor) -> list[slice]:
 def _correlation_forward(x1: Tensor, x2: Tensor, d: int) -> Tensor:
     batch, channels, height, width = x1.shape
     size = 2 * d + 1
+    acc_dtype = wide_dtype(x1.dtype)
+    exact = acc_dtype == x1.dtype
     x2_padded = F.pad(x2, (d, d, d, d))
     out = x1.new_empty(batch, size * size, height, width)
     product = None
     for sample in _sample_slices(x1):
         for y0, y1 in _row_bands(x1):
-            x1_band = x1[sample, :, y0:y1]
+            # Half precision: the band's inputs in float32 (copies), its planes summed and
+            # divided in float32, rounded once into ``out``.
+            x1_band = x1[sample, :, y0:y1].to(acc_dtype)
+            padded_rows = x2_padded[sample, :, y0 : y1 + 2 * d].to(acc_dtype)
+            if exact:
+                target = out[sample, :, y0:y1]
+            else:
+                target = x1_band.new_empty(x1_band.shape[0], size * size, y1 - y0, width)
             if product is None or product.shape != x1_band.shape:
                 product = torch.empty_like(x1_band)
             for oy in range(size):
-                rows = x2_padded[sample, :, y0 + oy : y1 + oy]
+                rows = padded_rows[:, :, oy : oy + y1 - y0]
                 for ox in range(size):
                     torch.mul(x1_band, rows[:, :, :, ox : ox + width], out=product)
-                    torch.sum(product, dim=1, out=out[sample, oy * size + ox, y0:y1])
-    return out.div_(channels)
+                    torch.sum(product, dim=1, out=target[:, oy * size + ox])
+            if not exact:
+                out[sample, :, y0:y1] = target.div_(channels)
+    return out.div_(channels) if exact else out
 
 
 def _correlation_backward(grad: Tensor, x1: Tensor, x2: Tensor, d: int) -> tuple[Tensor, Tensor]:
@@ -76,19 +89,24 @@ def _correlation_backward(grad: Tensor, x1: Tensor, x2: Tensor, d: int) -> tuple
     ``dL/dx1 = sum_k g_k * shift_k(x2) / C`` and ``dL/dx2`` scatters ``g_k * x1 / C`` back to
     the displaced window; written in differentiable ops, so double backward works too.
     Buffers are reused between displacements only when no graph is being recorded (a
-    reused buffer would overwrite values that double backward needs).
+    reused buffer would overwrite values that double backward needs). Half-precision
+    inputs accumulate the 81 displacements in float32 (as the forward sums), divide there
+    and are rounded once.
     """
     _, channels, height, width = x1.shape
     size = 2 * d + 1
+    acc_dtype = wide_dtype(x1.dtype)
+    exact = acc_dtype == x1.dtype
     recording = torch.is_grad_enabled() and any(t.requires_grad for t in (grad, x1, x2))
     x2_padded = F.pad(x2, (d, d, d, d))
     grad_x1 = torch.empty_like(x1)
-    grad_x2_padded = torch.zeros_like(x2_padded)
+    grad_x2_padded = torch.zeros_like(x2_padded, dtype=acc_dtype)
     g = None
     for sample in _sample_slices(x1):
         for y0, y1 in _row_bands(x1):
-            x1_band = x1[sample, :, y0:y1]
-            if recording:
+            x1_band = x1[sample, :, y0:y1].to(acc_dtype)
+            padded_rows = x2_padded[sample, :, y0 : y1 + 2 * d].to(acc_dtype)
+            if recording or not exact:
                 acc = torch.zeros_like(x1_band)
             else:
                 acc = grad_x1[sample, :, y0:y1]
@@ -99,16 +117,21 @@ def _correlation_backward(grad: Tensor, x1: Tensor, x2: Tensor, d: int) -> tuple
                     # one band-sized expanded copy (docs/benchmarks.md, "Speed work").
                     plane = grad[sample, oy * size + ox, y0:y1].unsqueeze(1).expand_as(x1_band)
                     if recording or g is None or g.shape != x1_band.shape:
-                        g = plane.contiguous()
+                        g = plane.to(acc_dtype, memory_format=torch.contiguous_format, copy=True)
                     else:
                         g.copy_(plane)
-                    window = (sample, slice(None), slice(y0 + oy, y1 + oy), slice(ox, ox + width))
-                    acc.addcmul_(g, x2_padded[window])
+                    columns = slice(ox, ox + width)
+                    acc.addcmul_(g, padded_rows[:, :, oy : oy + y1 - y0, columns])
+                    window = (sample, slice(None), slice(y0 + oy, y1 + oy), columns)
                     grad_x2_padded[window].addcmul_(g, x1_band)
-            if recording:
+            if not exact:
+                grad_x1[sample, :, y0:y1] = acc.div_(channels)
+            elif recording:
                 grad_x1[sample, :, y0:y1] = acc
-    grad_x2_padded.div_(channels)
-    return grad_x1.div_(channels), grad_x2_padded[:, :, d : d + height, d : d + width]
+    grad_x2 = grad_x2_padded.div_(channels)[:, :, d : d + height, d : d + width]
+    if not exact:
+        return grad_x1, grad_x2.to(x2.dtype)
+    return grad_x1.div_(channels), grad_x2
 
 
 @torch.library.custom_op("dpdeblur::correlation", mutates_args=())

@@ -9,12 +9,29 @@ predicts the sampling offsets does not look at the features being sampled alone:
   ``offset = cat(o1, o2)`` (2K channels, pairs (dy, dx) per tap: the layout
   ``torchvision.ops.deform_conv2d`` expects) and ``mask = sigmoid(m)`` (the modulation
   scalars Delta m^k).
-- :class:`ModulatedDeformConv2d` is the deformable conv itself (eqs. (9) and (11)), on
-  ``torchvision.ops.deform_conv2d``; the release shares one between the two encoder views.
+- :class:`ModulatedDeformConv2d` is the deformable conv itself (eqs. (9) and (11)); the
+  release shares one between the two encoder views.
 
 Two initialisations of the side branch are offered: ``"release"`` (PyTorch's default conv
 init, what the released code does) and ``"paper"`` (Sec. IV-A: offsets 0 and modulation
 0.5, i.e. the last conv of the head zeroed).
+
+Two implementations of the same operator compute the conv (``implementation``):
+``"torchvision"`` (``torchvision.ops.deform_conv2d``: a CUDA kernel; on the CPU one thread)
+and ``"sampled"`` (:func:`dpdeblur.nn.deform_sampled.sampled_deform_conv2d`: bilinear
+sampling by ``grid_sample`` and one matrix product, on every core). They agree to 1e-5 in
+float32, forward and backward (tests/nn/test_deform_sampled.py). ``"auto"`` picks
+``"sampled"`` off CUDA: on the project's 2-core CPU a DPANet forward + backward pass at
+256x256 took 0.29x the time with it, the forward pass 0.39x (docs/benchmarks.md,
+"Deformable convolution on the CPU"). On CUDA it picks ``"torchvision"`` (its own kernel;
+the sampled path has not been timed on a GPU). The weights are the same parameters either
+way, so released weights load into both.
+
+Determinism: on CUDA both backward passes accumulate with atomics (torchvision's kernel,
+``grid_sample``'s backward), as do the backward passes of bilinear upsampling and adaptive
+average pooling in K3DN's disparity branch. ``trainer.deterministic=true`` makes PyTorch
+raise on the first of these it knows about, so train with ``trainer.deterministic: warn``:
+seeded, deterministic algorithms wherever PyTorch has them, a warning for the rest.
 """
 
 from __future__ import annotations
@@ -26,8 +43,24 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
+from dpdeblur.nn.deform_sampled import sampled_deform_conv2d
+
 OffsetInit = Literal["release", "paper"]
 OFFSET_INITS = ("release", "paper")
+DcnImplementation = Literal["auto", "torchvision", "sampled"]
+DCN_IMPLEMENTATIONS = ("auto", "torchvision", "sampled")
+
+
+def resolve_dcn_implementation(implementation: str, device: torch.device) -> str:
+    """The implementation ``"auto"`` stands for on ``device``: ``"torchvision"`` on CUDA,
+    ``"sampled"`` elsewhere (module docstring); other names are returned as they are."""
+    if implementation not in DCN_IMPLEMENTATIONS:
+        raise ValueError(
+            f"implementation must be one of {DCN_IMPLEMENTATIONS}, got {implementation!r}"
+        )
+    if implementation != "auto":
+        return implementation
+    return "torchvision" if device.type == "cuda" else "sampled"
 
 
 class ModulatedDeformConv2d(nn.Module):
@@ -35,7 +68,9 @@ class ModulatedDeformConv2d(nn.Module):
 
     Weights are uniform in +-1/sqrt(Cin * k * k) and the bias is 0, as in the release.
     ``forward(x, offset, mask)`` takes the offsets (B x 2k^2 x H x W) and the modulation
-    scalars (B x k^2 x H x W) from an :class:`OffsetMaskHead`.
+    scalars (B x k^2 x H x W) from an :class:`OffsetMaskHead`. ``implementation``:
+    ``"auto"`` (by the input's device), ``"torchvision"`` or ``"sampled"`` (module
+    docstring); it is not part of the state dict.
     """
 
     def __init__(
@@ -45,8 +80,11 @@ class ModulatedDeformConv2d(nn.Module):
         kernel_size: int = 3,
         padding: int | None = None,
         bias: bool = True,
+        implementation: DcnImplementation = "auto",
     ):
         super().__init__()
+        resolve_dcn_implementation(implementation, torch.device("cpu"))  # validates the name
+        self.implementation = implementation
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -55,7 +93,7 @@ class ModulatedDeformConv2d(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
 
-    # Column-buffer budget per deform_conv2d call (see forward).
+    # Column-buffer budget per deform_conv2d call (see _deform) or per sample (sampled).
     max_column_bytes = 1 << 30
 
     def reset_parameters(self) -> None:
@@ -65,6 +103,17 @@ class ModulatedDeformConv2d(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
+        if resolve_dcn_implementation(self.implementation, x.device) == "sampled":
+            # Samples in float32 and multiplies in autocast's dtype (deform_sampled).
+            return sampled_deform_conv2d(
+                x,
+                offset,
+                self.weight,
+                self.bias,
+                padding=self.padding,
+                mask=mask,
+                max_column_bytes=self.max_column_bytes,
+            )
         if x.dtype in (torch.float16, torch.bfloat16) or offset.dtype != x.dtype:
             # As torchvision's own CUDA autocast rule does: run in float32 (its CPU kernel
             # has no bfloat16/float16 version), return in the input's dtype.
@@ -102,7 +151,8 @@ class ModulatedDeformConv2d(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"padding={self.padding}, bias={self.bias is not None}"
+            f"padding={self.padding}, bias={self.bias is not None}, "
+            f"implementation={self.implementation!r}"
         )
 
 
@@ -145,3 +195,13 @@ class OffsetMaskHead(nn.Module):
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         o1, o2, m = torch.chunk(self.body(features), 3, dim=1)
         return torch.cat((o1, o2), dim=1), torch.sigmoid(m)
+
+
+def set_dcn_implementation(model: nn.Module, implementation: DcnImplementation) -> int:
+    """Switch every :class:`ModulatedDeformConv2d` in ``model`` to ``implementation`` (the
+    weights stay as they are); returns how many were switched."""
+    resolve_dcn_implementation(implementation, torch.device("cpu"))  # validates the name
+    convs = [m for m in model.modules() if isinstance(m, ModulatedDeformConv2d)]
+    for conv in convs:
+        conv.implementation = implementation
+    return len(convs)

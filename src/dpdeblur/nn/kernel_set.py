@@ -108,8 +108,15 @@ class SymmetricKernelSet(nn.Module):
         return k * (k // 2 + 1) if self.symmetric else k * k
 
     def spectrum(self) -> Tensor:
-        """The stored half spectra as a complex N x F x (F/2+1) tensor (float32)."""
-        return torch.view_as_complex(self.weight[0, :, 0].float().contiguous())
+        """The stored half spectra as a complex N x F x (F/2+1) tensor (float32).
+
+        Built from the real and imaginary planes (a copy) rather than viewed with
+        ``view_as_complex``, which needs a unit last stride and an even storage offset:
+        a parameter re-strided or placed at an odd offset of a flat buffer (FSDP/DDP
+        buckets, a converted checkpoint) would fail there.
+        """
+        pairs = self.weight[0, :, 0].float()
+        return torch.complex(pairs[..., 0], pairs[..., 1])
 
     def kernels(self, reciprocal: bool = False) -> Tensor:
         """The spatial kernels ``K`` (or ``K'`` with ``reciprocal``), N x k x k."""

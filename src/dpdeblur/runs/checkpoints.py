@@ -32,17 +32,22 @@ from torch import nn
 from dpdeblur.errors import CheckpointError, ConfigError
 from dpdeblur.models import create_model
 from dpdeblur.runs.releases import FORMATS, detect_release, release_for_model
+from dpdeblur.runs.releases.dpdnet_keras import is_hdf5, read_keras_hdf5
 from dpdeblur.runs.state_dict import load_strict, model_name
 
 WEIGHTS_FORMAT = "dpdeblur-weights"
 WEIGHTS_VERSION = 1
+AUTO_MODEL = "auto"  # --model auto / model=auto: the model the checkpoint names or is
 
 
 def read_checkpoint(path: str | Path) -> Any:
-    """``torch.load`` a checkpoint on the CPU with one-line errors."""
+    """``torch.load`` a checkpoint on the CPU with one-line errors (an HDF5 file: Keras's
+    weights, read by :func:`~dpdeblur.runs.releases.dpdnet_keras.read_keras_hdf5`)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path, "check the path (ckpt=...)")
+    if is_hdf5(path):  # a Keras file (DPDNet's release): h5py reads it, torch cannot
+        return read_keras_hdf5(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
@@ -122,7 +127,8 @@ def load_model(
     Args:
         path_or_payload: a checkpoint file, or what ``torch.load`` read from one.
         model: registry name. Needed for a plain state dict; for a checkpoint that names
-            its model it must agree with it.
+            its model it must agree with it. ``None`` or ``"auto"``: the checkpoint's own
+            (released files are recognised by their layout and converted in memory).
         model_kwargs: constructor arguments. For a plain state dict, those it was trained
             with; for a checkpoint that names its model, they replace the stored ones.
 
@@ -131,6 +137,8 @@ def load_model(
         ``lightning`` (with ``epoch`` and ``global_step``), ``converted``, ``release`` (with
         ``release_format``) or ``state_dict``.
     """
+    if model == AUTO_MODEL:
+        model = None
     if isinstance(path_or_payload, Mapping):
         path, payload = None, path_or_payload
     else:

@@ -4,8 +4,10 @@ A run directory holds ``config.yaml`` (the resolved config, written first) and, 
 run ends, ``metrics.json`` (``status`` ok or failed; the ``val``/``test`` means, ``params``,
 ``model``, ``best_checkpoint``, ...) and ``{split}_images.csv`` (one row per image:
 ``name, split, scene, psnr, ..., input_psnr``). A directory with a config but no
-``metrics.json`` is a run still going, or one that was killed. Tables, figures and the
-searches for earlier checkpoints all read runs through :func:`read_run`.
+``metrics.json`` is a run still going, or one that was killed. Hydra adds
+``.hydra/overrides.yaml``, the command-line overrides of the job (``loss=mse``, ``seed=1``):
+what a sweep varied. Tables, figures and the searches for earlier checkpoints all read runs
+through :func:`read_run`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class RunRecord:
     config: dict[str, Any]
     metrics: dict[str, Any] | None
     mtime: float  # of metrics.json once finished, else of config.yaml
+    overrides: tuple[str, ...] = ()  # .hydra/overrides.yaml, as typed (``loss=mse``)
 
     @property
     def status(self) -> str:
@@ -188,4 +191,22 @@ def read_run(path: str | Path) -> RunRecord:
             ) from err
     stamp = metrics_path if metrics is not None else config_path
     mtime = stamp.stat().st_mtime if stamp.is_file() else path.stat().st_mtime
-    return RunRecord(path=path, config=config, metrics=metrics, mtime=mtime)
+    return RunRecord(
+        path=path, config=config, metrics=metrics, mtime=mtime, overrides=_read_overrides(path)
+    )
+
+
+def _read_overrides(path: Path) -> tuple[str, ...]:
+    """The job's command-line overrides from ``.hydra/overrides.yaml`` (none if absent)."""
+    overrides_path = path / ".hydra" / "overrides.yaml"
+    if not overrides_path.is_file():
+        return ()
+    try:
+        loaded = yaml.safe_load(overrides_path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise DpdeblurError(
+            f"unreadable Hydra overrides ({type(err).__name__})",
+            overrides_path,
+            "delete the run directory or re-run it",
+        ) from err
+    return tuple(str(item) for item in loaded) if isinstance(loaded, list) else ()

@@ -22,8 +22,9 @@ from torch import Tensor, nn
 
 from dpdeblur.errors import CheckpointError
 
-# Keys named in a summary before "and N more".
+# Keys named in a summary before "and N more"; in a one-line error, fewer.
 SHOWN_KEYS = 3
+ERROR_KEYS = 2
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,20 @@ class StateDictDiff:
     missing: list[str]  # the model's keys without a tensor
     unexpected: list[str]  # given keys the model has no place for
     wrong_shape: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # key, given, model
+    shared: int | None = None  # keys both have (None: not counted)
 
     @property
     def fits(self) -> bool:
         return not (self.missing or self.unexpected or self.wrong_shape)
 
-    def summary(self) -> str:
-        """``2 missing keys (a, b); 1 wrong shape (c (3, 8) vs (3, 16))``: counts and first keys."""
+    @property
+    def disjoint(self) -> bool:
+        """No key in common: the weights of another architecture, not another width."""
+        return self.shared == 0 and bool(self.missing) and bool(self.unexpected)
+
+    def summary(self, shown: int = SHOWN_KEYS) -> str:
+        """``2 missing keys (a, b); 1 wrong shape (c (3, 8) vs (3, 16))``: counts and the
+        first ``shown`` keys of each kind."""
         shapes = [f"{key} {given} vs {own}" for key, given, own in self.wrong_shape]
         parts = []
         for label, keys in (
@@ -48,9 +56,9 @@ class StateDictDiff:
             ("wrong shape", shapes),
         ):
             if keys:
-                shown = ", ".join(keys[:SHOWN_KEYS])
-                more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
-                parts.append(f"{len(keys)} {label} ({shown}{more})")
+                names = ", ".join(keys[:shown])
+                more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+                parts.append(f"{len(keys)} {label} ({names}{more})")
         return "; ".join(parts) or "the weights fit"
 
 
@@ -70,6 +78,7 @@ def diff_state_dict(
             for k in common
             if state[k].shape != own[k].shape
         ],
+        shared=len(common),
     )
 
 
@@ -81,10 +90,12 @@ def check_fits(
     fix: str,
     ignore_prefixes: Iterable[str] = (),
 ) -> None:
-    """Raise ``CheckpointError("<problem>: <summary>", path, fix)`` unless ``state`` fits."""
+    """Raise ``CheckpointError("<problem>: <summary>", path, fix)`` unless ``state`` fits:
+    one line however large the models, with the counts and the first keys of each kind."""
     diff = diff_state_dict(model, state, ignore_prefixes)
     if not diff.fits:
-        raise CheckpointError(f"{problem}: {diff.summary()}", path, fix)
+        another = " (no key in common: another architecture's weights)" if diff.disjoint else ""
+        raise CheckpointError(f"{problem}{another}: {diff.summary(ERROR_KEYS)}", path, fix)
 
 
 def model_name(model: nn.Module) -> str:

@@ -5,14 +5,22 @@ budget (``trainer.max_time``). A run limited by time rather than steps (the CPU 
 not know in advance how many steps it will get, so a step-based schedule would end too
 early on a fast machine or never decay on a slow one; this one always finishes at the
 budget's end.
+
+:class:`FinalCheckpoint` makes ``last.ckpt`` hold the final state however training stops:
+at an epoch's end, inside one (``trainer.max_steps``, ``trainer.max_time``, a non-finite
+loss), or on SIGTERM or Ctrl-C, which it turns into a stop after the current step.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, Timer
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from dpdeblur.errors import ConfigError
 
@@ -81,3 +89,94 @@ class TimeBudgetLRDecay(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.base_lrs = state_dict.get("base_lrs")
+
+
+class FinalCheckpoint(Callback):
+    """Write ``last.ckpt`` at the final step when the run's ``ModelCheckpoint`` has not.
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` saves ``last.ckpt`` at an epoch's end or
+    after a validation, so a run that stops inside an epoch left it steps behind and
+    ``ckpt_path=last`` resumed from there. This callback saves it again when training ends
+    past the last save. Signals become clean stops:
+
+    - SIGTERM (a scheduler's kill, ``kill PID``): Lightning notes it; the run stops after the
+      current step, this saves, and Lightning raises ``SIGTERMException`` out of ``fit``.
+    - Ctrl-C (SIGINT), the first: the run stops after the current step and this saves; the
+      second interrupts at once (Lightning's handling; ``last.ckpt`` stays at the last save).
+      Single-process runs only: in DDP every rank must stop at the same step.
+
+    ``stopped_by`` names the signal that stopped the run (None otherwise).
+    """
+
+    def __init__(self) -> None:
+        self.stopped_by: str | None = None
+        self._trainer: L.Trainer | None = None
+        self._previous_sigint: Any = None
+
+    # -- signals ---------------------------------------------------------------------------
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.stopped_by is not None or self._trainer is None:
+            self._restore_sigint()
+            raise KeyboardInterrupt
+        self.stopped_by = "SIGINT"
+        self._trainer.should_stop = True
+        print("\nCtrl-C: stopping after this step and saving last.ckpt (Ctrl-C again: stop now)")
+
+    def _restore_sigint(self) -> None:
+        if (
+            self._previous_sigint is not None
+            and threading.current_thread() is threading.main_thread()
+        ):
+            signal.signal(signal.SIGINT, self._previous_sigint)
+        self._previous_sigint = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stopped_by = None
+        self._trainer = trainer
+        if trainer.world_size == 1 and threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if getattr(trainer, "received_sigterm", False) and self.stopped_by is None:
+            self.stopped_by = "SIGTERM"
+            trainer.should_stop = True
+
+    # -- the final save --------------------------------------------------------------------
+    @staticmethod
+    def last_path(trainer: L.Trainer) -> Path | None:
+        """Where the run's ``ModelCheckpoint`` writes ``last.ckpt`` (None: it writes none)."""
+        checkpoint = trainer.checkpoint_callback
+        if not isinstance(checkpoint, ModelCheckpoint) or not checkpoint.save_last:
+            return None
+        if not checkpoint.dirpath:
+            return None
+        name = checkpoint.CHECKPOINT_NAME_LAST + checkpoint.FILE_EXTENSION
+        return Path(checkpoint.dirpath) / name
+
+    def save_last(self, trainer: L.Trainer) -> None:
+        path = self.last_path(trainer)
+        if path is None or trainer.global_step == 0:
+            return
+        saved_at = getattr(trainer.checkpoint_callback, "_last_global_step_saved", None)
+        if saved_at == trainer.global_step and path.is_file():
+            return  # ModelCheckpoint saved at this very step
+        trainer.save_checkpoint(path)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_sigint()
+        self.save_last(trainer)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore_sigint()
+        if isinstance(exception, SIGTERMException):  # raised between steps: a clean state
+            self.stopped_by = self.stopped_by or "SIGTERM"
+            self.save_last(trainer)

@@ -8,16 +8,26 @@ Hydra's ``--config-dir``.
 The papers' tables (``experiments/tables/*.yaml``, shipped as ``dpdeblur/experiments/tables``)
 are found the same way; a table sweep reads its rows from its table file through the
 ``${dpdeblur_table_rows:<table>}`` resolver, so a row is listed once, in the table.
+
+A run is named by its command-line overrides (:func:`run_name`, the ``${dpdeblur_run_name:}``
+resolver behind ``run_name``): wandb runs, sweep job folders and ``metrics.json`` carry it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
 from dpdeblur.errors import ConfigError
@@ -73,12 +83,96 @@ def table_row_runs(table: str) -> list[str]:
 
 _UID = secrets.token_hex(3)
 
+NAME_LIMIT = 60
+# Overrides that never name a run: where things are, how they are logged, Hydra's own.
+NOISY_PREFIXES = ("hydra.", "hydra/", "paths.")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+@%-]+")
+
+
+def run_name(overrides: Iterable[str], exclude: Iterable[str] = (), default: str = "run") -> str:
+    """A short, filesystem-safe name from command-line overrides, ``default`` if none is left.
+
+    Each override ``a.b.key=value`` becomes ``key-value`` (its last key), in the order given,
+    joined by ``+``: ``optimizer.lr=1e-3 seed=1`` names ``lr-1e-3+seed-1``. Left out: the keys
+    in ``exclude`` (``hydra.job.config.override_dirname.exclude_keys``), Hydra's and the
+    paths' keys, ``experiment`` (the run's group) and values that are paths. The name holds
+    no ``=``, ``,`` or ``/``, so a path through it is still a valid Hydra override value;
+    past ``NAME_LIMIT`` characters it is cut and ends in a hash of the whole.
+    """
+    excluded = set(exclude) | {"experiment"}
+    items = []
+    for override in overrides:
+        key, sep, value = str(override).partition("=")
+        key = key.lstrip("+~")
+        if not sep or key in excluded or key.startswith(NOISY_PREFIXES):
+            continue
+        if "/" in value or value.startswith("~"):
+            continue
+        value = _UNSAFE.sub("_", value.strip("[]{}()'\" ").replace(",", "_")).strip("_")
+        items.append(f"{key.replace('/', '.').rsplit('.', 1)[-1]}-{value}")
+    name = "+".join(items)
+    if len(name) > NAME_LIMIT:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+        name = f"{name[: NAME_LIMIT - 7]}-{digest}"
+    return name or _UNSAFE.sub("_", str(default))
+
+
+def swept_keys(args: Iterable[str], params: Iterable[str] = ()) -> set[str]:
+    """The keys a multirun sweeps: those of ``args`` (a command line) with several values
+    (``lr=1e-3,2e-3``, ``range(...)``), and ``params`` (``hydra.sweeper.params``)."""
+    keys = {str(k).lstrip("+~") for k in params}
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except Exception:
+            continue
+        if override.is_sweep_override():
+            keys.add(override.key_or_group)
+    return keys
+
+
+def _hydra_run_name(default: str) -> str:
+    """``${dpdeblur_run_name:<default>}``: :func:`run_name` of this Hydra job's overrides;
+    in a multirun, of the swept ones only when they are known (the command line of this
+    process, ``hydra.sweeper.params``), so jobs read ``0_lr-1e-3``, ``1_lr-2e-3``.
+    ``default`` outside a Hydra app."""
+    if not HydraConfig.initialized():
+        return str(default)
+    hydra_cfg = HydraConfig.get()
+    exclude = hydra_cfg.job.config.override_dirname.exclude_keys
+    overrides = [str(o) for o in hydra_cfg.overrides.task]
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        params = (hydra_cfg.sweeper.get("params") or {}).keys()
+        swept = swept_keys(sys.argv[1:], params)
+        overrides = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] or overrides
+    return run_name(overrides, exclude, default)
+
+
+def fast_precision(accelerator: str = "cpu") -> str:
+    """``${dpdeblur_fast_precision:<accelerator>}``: ``bf16-mixed`` on a CPU that computes
+    bf16 in hardware (AVX512-BF16, AMX, Arm BF16: about 1.6x faster steps there), else
+    ``32-true`` (emulated bf16 is slower; on a GPU choose it yourself)."""
+    if str(accelerator) != "cpu":
+        return "32-true"
+    from dpdeblur.hardware import cpu_has_native_bf16  # imports torch: only when resolved
+
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
 
 def register_resolvers() -> None:
     """``${dpdeblur_uid:}``: a short random id fixed per process, so two runs started in
     the same second never share a run directory. ``${dpdeblur_table_rows:<table>}``: the
     rows of ``experiments/tables/<table>.yaml`` as one comma-separated string, the form of
-    a Hydra sweep (``hydra.sweeper.params.row``)."""
+    a Hydra sweep (``hydra.sweeper.params.row``). ``${dpdeblur_run_name:<default>}``: the
+    job's name from its overrides (:func:`run_name`). ``${dpdeblur_fast_precision:cpu}``:
+    :func:`fast_precision`."""
+    if not OmegaConf.has_resolver("dpdeblur_fast_precision"):
+        OmegaConf.register_new_resolver("dpdeblur_fast_precision", fast_precision)
+    if not OmegaConf.has_resolver("dpdeblur_run_name"):
+        OmegaConf.register_new_resolver("dpdeblur_run_name", _hydra_run_name)
     if not OmegaConf.has_resolver("dpdeblur_uid"):
         OmegaConf.register_new_resolver("dpdeblur_uid", lambda: _UID)
     if not OmegaConf.has_resolver("dpdeblur_table_rows"):
@@ -91,11 +185,16 @@ def compose_config(
     config_name: str, overrides: list[str], output_dir: Path, log_dir: Path | None = None
 ):
     """A config composed in-process (no Hydra app, e.g. the demo and tests) with its run
-    folder set, since ``${hydra:runtime.output_dir}`` exists only inside a Hydra app."""
+    folder and its name set, since ``${hydra:runtime.output_dir}`` and the job's overrides
+    exist only inside a Hydra app."""
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides)
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    exclude = list(cfg.hydra.job.config.override_dirname.exclude_keys)
     with open_dict(cfg):
+        del cfg["hydra"]
         cfg.paths.output_dir = str(output_dir)
         cfg.paths.log_dir = str(log_dir or Path(output_dir).parent)
+        if "run_name" in cfg:
+            cfg.run_name = run_name(overrides, exclude, cfg.experiment_name)
     return cfg

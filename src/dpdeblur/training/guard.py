@@ -4,6 +4,7 @@ sweep goes on; a single run lets the error reach the command line."""
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,18 @@ class TrainingDivergedError(DpdeblurError):
     """The training loss became non-finite; the run stopped at the last good weights."""
 
 
+class TrainingStoppedError(DpdeblurError):
+    """A signal (SIGTERM) stopped training after a step; ``last.ckpt`` holds that step.
+
+    Not a failure of the job but the end of the process: in a multirun it stops the sweep
+    too, and the command line exits with ``128 + signum`` (143 for SIGTERM).
+    """
+
+    def __init__(self, problem: str, signum: int, path=None, fix: str | None = None):
+        self.signum = int(signum)
+        super().__init__(problem, path, fix)
+
+
 def is_multirun() -> bool:
     try:
         return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -31,9 +44,10 @@ def is_multirun() -> bool:
 
 def finish_wandb() -> None:
     """Close a wandb run if one is open (each multirun job must start its own)."""
+    if "wandb" not in sys.modules:  # seconds to import; a run that logged to it has it
+        return
     try:
-        # wandb takes a second to import; a run that logged to it has imported it already
-        import wandb
+        import wandb  # already imported: costs nothing here
 
         if wandb.run is not None:
             wandb.finish()
@@ -43,9 +57,12 @@ def finish_wandb() -> None:
 
 def guarded(task: Callable[[DictConfig], dict], cfg: DictConfig, output_dir: Path) -> dict:
     """Run ``task``; in a multirun, a failing job is logged (metrics.json status "failed")
-    and the sweep goes on; in a single run the error propagates to the CLI."""
+    and the sweep goes on; in a single run the error propagates to the CLI. A signal's stop
+    (:class:`TrainingStoppedError`) ends the sweep too: the run recorded it already."""
     try:
         return task(cfg)
+    except TrainingStoppedError:
+        raise
     except Exception as err:
         message = (
             err.one_line() if isinstance(err, DpdeblurError) else f"{type(err).__name__}: {err}"

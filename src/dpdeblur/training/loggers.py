@@ -2,24 +2,27 @@
 
 ``wandb_logger`` decides the mode once per process: with no API key (``WANDB_API_KEY``,
 ``~/.netrc`` or wandb's own settings) or no route to the server, it logs offline under the
-run directory and says so once, with the ``wandb sync`` command that uploads it later.
+run directory and says so once, with the ``wandb sync`` command that uploads it later: a
+line of the ``dpdeblur`` log (a warning attributed to Hydra's instantiate, which called this,
+said nothing useful about where it came from).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
-import warnings
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("dpdeblur")
 _said: set[str] = set()
 
 
 def _say_once(message: str) -> None:
     if message not in _said:
         _said.add(message)
-        warnings.warn(message, stacklevel=3)
+        log.warning(message)
 
 
 def has_wandb_key() -> bool:
@@ -71,7 +74,7 @@ def wandb_logger(
             f"wandb: no API key or no network, logging offline under {save_dir}/wandb; "
             f"upload later with: wandb sync {save_dir}/wandb/offline-run-*"
         )
-    return WandbLogger(
+    logger = WandbLogger(
         project=project,
         save_dir=save_dir,
         group=group,
@@ -80,3 +83,7 @@ def wandb_logger(
         mode=resolved,
         **kwargs,
     )
+    # Lightning passes anonymous=None, which wandb answers with a deprecation warning on
+    # every run ("The anonymous setting has no effect"); nothing to act on, so not passed
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger

@@ -1,23 +1,42 @@
-"""What the train and evaluate tasks both set up: the data check, loggers, the model asked for.
+"""What the train and evaluate tasks both set up: the data check, loggers, the model asked
+for, and the checks that refuse a wrong set-up in one line, in the tools' override syntax
+(the data and checkpoint layers, shared with the argparse tools, write ``--allow-8bit`` and
+``--model``; here the hints say ``data.allow_8bit=true`` and ``model=``).
 
 Neither task imports the other; both import this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from difflib import get_close_matches
+from pathlib import Path
 from typing import Any
 
+import torch
+import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from dpdeblur.data.check import check_dataset
-from dpdeblur.errors import DataError
+from dpdeblur.errors import CheckpointError, ConfigError, DataError, DpdeblurError
+from dpdeblur.models import is_model, model_info
+from dpdeblur.training.config import config_dir
+from dpdeblur.training.config_errors import hydra_hint
+
+_CROP = re.compile(r"crop (\d+)x(\d+) is larger than the image (\d+)x(\d+)")
+_WORKER = "in DataLoader worker process"
+_RAISED = re.compile(r"\b[\w.]*(?:Error|Exception): ")
 
 
 def check_data(datamodule, splits: tuple[str, ...]) -> None:
-    """Stop before training when a file dataset fails its check (headers only: fast)."""
+    """Stop before training when a file dataset fails its check (headers only: fast), or
+    when its training images are smaller than the training crop."""
     if datamodule.dataset != "dpdd":
         return
     report = check_dataset(
@@ -29,7 +48,176 @@ def check_data(datamodule, splits: tuple[str, ...]) -> None:
             if len(report.problems) > 1
             else ""
         )
-        raise DataError(f"dataset check failed: {report.problems[0]}{more}")
+        raise DataError(hydra_hint(f"dataset check failed: {report.problems[0]}{more}"))
+    crop = datamodule.crop_size
+    if not crop or datamodule.resize or "train" not in splits:
+        return
+    sizes = [size for split in report.splits if split.split == "train" for size in split.sizes]
+    if sizes:
+        height, width = min(sizes, key=min)
+        if crop > min(height, width):
+            raise ConfigError(
+                f"crop {crop}x{crop} is larger than the training images {height}x{width}",
+                datamodule.root,
+                f"set data.crop_size={min(height, width)} or less",
+            )
+
+
+@contextmanager
+def readable_data_errors(root: str | Path | None = None) -> Iterator[None]:
+    """Errors raised while loading batches, in one line: a data-layer error from a loader
+    worker loses the worker's traceback, and a crop larger than an image says which key
+    to set (``data.crop_size``)."""
+    try:
+        yield
+    except DpdeblurError as err:
+        message = str(err)
+        if _WORKER not in message:
+            raise
+        # the original exception's own message: after its qualified name, at the end
+        text = hydra_hint(_RAISED.split(message)[-1].strip())
+        try:
+            clean = type(err)(text)
+        except Exception:
+            clean = DpdeblurError(text)
+        raise clean from None
+    except ValueError as err:
+        found = _CROP.search(str(err))
+        if found is None:
+            raise
+        crop_h, crop_w, height, width = (int(v) for v in found.groups())
+        raise ConfigError(
+            f"crop {crop_h}x{crop_w} is larger than the image {height}x{width}",
+            root,
+            f"set data.crop_size={min(height, width)} or less",
+        ) from None
+
+
+def check_model_arguments(model_config: Mapping[str, Any]) -> None:
+    """Refuse a model argument the model's constructor does not take (``+model.offst_init``)."""
+    config = dict(model_config)
+    config.pop("_target_", None)
+    name = config.pop("name", None)
+    if name is None or not is_model(name):
+        return  # model_from_config says what is wrong, with the known names
+    parameters = inspect.signature(model_info(name).architecture).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    known = [k for k in parameters if k != "self"]
+    for key in config:
+        if key not in parameters:
+            near = get_close_matches(key, known, n=1)
+            hint = f"did you mean model.{near[0]}? " if near else ""
+            raise ConfigError(
+                f"model '{name}' has no argument '{key}'",
+                None,
+                f"{hint}its arguments: {', '.join(known)}",
+            )
+
+
+def _value(value: Any) -> str:
+    """A config value as an override writes it (``true``, ``0.125``, ``[1,2]``)."""
+    return json.dumps(value, separators=(",", ":")).strip('"')
+
+
+def describe_model(config: Mapping[str, Any]) -> str:
+    """``dpdnet_small(width=0.125)``."""
+    config = dict(config)
+    name = config.pop("name", "?")
+    args = ", ".join(f"{k}={_value(v)}" for k, v in config.items())
+    return f"{name}({args})" if args else str(name)
+
+
+def model_overrides(stored: Mapping[str, Any], model_override: str = "model=") -> str:
+    """The overrides that select the model ``stored`` describes: its config file
+    (``model=<name>``) plus the arguments that differ from it."""
+    stored = dict(stored)
+    name = str(stored.pop("name", "?"))
+    path = config_dir() / "model" / f"{name}.yaml"
+    base: dict = {}
+    if path.is_file():
+        base = dict(yaml.safe_load(path.read_text()) or {})
+        base.pop("name", None)
+        items = [f"{model_override}{name}"]
+    else:
+        items = [f"{model_override.rstrip('=')}.name={name}".lstrip("+")]
+    for key, value in stored.items():
+        if base.get(key) != value:
+            items.append(f"{'' if key in base else '+'}model.{key}={_value(value)}")
+    items += [f"~model.{key}" for key in base if key not in stored]
+    return " ".join(items)
+
+
+def stored_model(path: str | Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The model config a checkpoint names (None if it names none) and where it stopped
+    (``global_step``, ``epoch``): read memory-mapped, so a large file costs little."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found", path, "check the path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:
+            raise CheckpointError(
+                f"not a readable checkpoint ({type(err).__name__})",
+                path,
+                "the file is corrupt or not a torch checkpoint",
+            ) from None
+    if not isinstance(payload, Mapping):
+        return None, {}
+    where = {k: payload.get(k) for k in ("global_step", "epoch") if k in payload}
+    if isinstance(payload.get("hyper_parameters"), Mapping):
+        config = payload["hyper_parameters"].get("model_config")
+        return (dict(config) if config else None), where
+    if payload.get("format") == "dpdeblur-weights":
+        return {"name": payload.get("model"), **dict(payload.get("model_kwargs") or {})}, where
+    return None, where
+
+
+def same_model(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
+    """Whether two model configs build the same network: the same name, and every argument
+    equal, an argument one of them leaves out counting as its constructor default."""
+    if first.get("name") != second.get("name"):
+        return False
+    defaults: dict[str, Any] = {}
+    if is_model(str(first.get("name"))):
+        parameters = inspect.signature(model_info(str(first["name"])).architecture).parameters
+        defaults = {k: p.default for k, p in parameters.items() if p.default is not p.empty}
+    missing = object()
+    for key in (set(first) | set(second)) - {"name"}:
+        one = first.get(key, defaults.get(key, missing))
+        other = second.get(key, defaults.get(key, missing))
+        if one is missing or other is missing or one != other:
+            return False
+    return True
+
+
+def check_checkpoint_model(
+    path: str | Path,
+    model_config: Mapping[str, Any] | None,
+    what: str = "ckpt_path",
+    model_override: str = "model=",
+) -> dict[str, Any]:
+    """Refuse a checkpoint of another model (or size) than ``model_config`` in one line
+    that names the checkpoint's model and the overrides that select it; returns where the
+    checkpoint stopped (``{"path", "global_step", "epoch"}``)."""
+    stored, where = stored_model(path)
+    info = {"path": str(path), **where}
+    if stored is None or model_config is None:
+        return info
+    stored.pop("_target_", None)
+    current = dict(model_config)
+    current.pop("_target_", None)
+    if not same_model(stored, current):
+        raise CheckpointError(
+            f"this checkpoint is a {describe_model(stored)} checkpoint, not a "
+            f"{describe_model(current)} one",
+            path,
+            f"pass {model_overrides(stored, model_override)} or another {what}",
+        )
+    return info
 
 
 def build_loggers(cfg: DictConfig) -> list:

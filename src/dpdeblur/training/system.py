@@ -3,9 +3,11 @@
 docs/design.md, "How data flows", steps 3-4: the module calls ``model(left, right)``, the loss
 is a weighted sum of named terms (each logged as ``train/<term>``), and validation/test
 compute the protocol metrics per image (:class:`dpdeblur.metrics.MetricSuite`), keep one
-row per image (name, split, indoor/outdoor, every metric, and the blurry input's PSNR for
-reference), write them as CSV into the run directory, log the means, and draw image panels
-(left, right, output, target, |error|) for a few fixed validation samples.
+row per image (name, split, indoor/outdoor, every metric, and the blurry input's metrics,
+``input_*``, scored under the same protocol for reference), write them as CSV into the run directory, log the means, and draw image panels
+(left, right, output, target, |error|) for a few fixed validation samples. Validation and
+test run without autocast (float32 with ``trainer.precision=bf16-mixed``), so a run's
+scores are those ``dpdeblur-eval`` gives its checkpoints.
 
 A non-finite training loss skips that optimiser step, stops the run and is reported by
 the training task; the weights stay those of the last good step, so ``last.ckpt`` is good.
@@ -25,8 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from dpdeblur.data.panels import comparison_row, render_panel, save_panel
-from dpdeblur.metrics import MetricSuite, psnr
+from dpdeblur.metrics import MetricSuite
 from dpdeblur.models.output import output_image
+from dpdeblur.nn.layout import to_channels_last
 
 ROW_FIELDS = (
     "name",
@@ -37,6 +40,9 @@ ROW_FIELDS = (
     "mae",
     "lpips",
     "input_psnr",
+    "input_ssim",
+    "input_mae",
+    "input_lpips",
     "bit_depth",
     "height",
     "width",
@@ -76,7 +82,7 @@ class DeblurSystem(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "loss", "optimizer", "scheduler", "output_dir"])
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.to(memory_format=self.memory_format) if channels_last else model
+        self.model = to_channels_last(model) if channels_last else model
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler or None
@@ -143,23 +149,26 @@ class DeblurSystem(L.LightningModule):
 
     # -- evaluation -------------------------------------------------------------------
     def _score(self, batch: dict, split: str, batch_idx: int) -> None:
-        prediction = output_image(self(batch["left"], batch["right"])).clamp(0, 1)
+        # Scored without autocast whatever trainer.precision says (bf16-mixed is for the
+        # training steps): the weights are float32, and so are dpdeblur-eval's scores of them.
+        with torch.autocast(self.device.type, enabled=False):
+            prediction = output_image(self(batch["left"], batch["right"])).clamp(0, 1)
         values = self.suite(prediction, batch["target"])
-        input_psnr = (
-            psnr(batch["combined"].clamp(0, 1), batch["target"]) if "combined" in batch else None
-        )
+        # the blurry input (the mean of the views), under the same protocol: the reference
+        source = self.suite(batch["combined"], batch["target"]) if "combined" in batch else {}
         height, width = batch["target"].shape[-2:]
         for i, name in enumerate(batch["name"]):
             row = {
                 "name": name,
                 "split": split,
                 "scene": batch["scene"][i] if "scene" in batch else "",
-                "input_psnr": float(input_psnr[i]) if input_psnr is not None else math.nan,
                 "bit_depth": int(batch["bit_depth"][i]),
                 "height": int(height),
                 "width": int(width),
             }
             row.update({k: float(v[i]) for k, v in values.items()})
+            row.update({f"input_{k}": math.nan for k in values})
+            row.update({f"input_{k}": float(v[i]) for k, v in source.items()})
             self.rows[split].append(row)
         if split == "val" and batch_idx < self.num_panels:
             self.panels.append(
@@ -227,16 +236,22 @@ def gather_rows(rows: list[dict]) -> list[dict]:
     return [unique[name] for name in sorted(unique)]
 
 
+SUMMARISED = ("psnr", "ssim", "mae", "lpips")
+
+
 def summarise(rows: list[dict]) -> dict[str, float]:
-    """Means over images of every metric, and per scene (indoor/outdoor) where labelled."""
+    """Means over images of every metric and of the input's (``input_psnr``, ...), and the
+    same per scene (``psnr_indoor``, ``images_indoor``, ...) where labelled."""
     if not rows:
         return {}
-    metrics = [k for k in ("psnr", "ssim", "mae", "lpips", "input_psnr") if k in rows[0]]
+    keys = [*SUMMARISED, *(f"input_{k}" for k in SUMMARISED)]
+    metrics = [k for k in keys if k in rows[0]]
     means = {k: float(np.mean([row[k] for row in rows])) for k in metrics}
     means["images"] = float(len(rows))
     for scene in sorted({row["scene"] for row in rows if row.get("scene")}):
         subset = [row for row in rows if row.get("scene") == scene]
         means.update({f"{k}_{scene}": float(np.mean([row[k] for row in subset])) for k in metrics})
+        means[f"images_{scene}"] = float(len(subset))
     return means
 
 

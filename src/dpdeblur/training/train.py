@@ -1,10 +1,15 @@
 """The training task behind ``dpdeblur-train``: fit, choose on validation, test, record.
 
-1. Check the data (a wrong root or a broken dataset stops here, with the check's line).
+1. Check the config and the data (:mod:`~dpdeblur.training.preflight`, then the dataset's
+   files): a wrong set-up stops here, in one line.
 2. Build model, loss, optimiser/scheduler, loggers and callbacks from the config.
-3. Fit (``ckpt_path=last`` resumes exactly: epoch, step, optimiser, scheduler, callbacks).
+3. Fit (``ckpt_path=last`` resumes at the saved step: optimiser, scheduler, callbacks).
+   ``last.ckpt`` holds the final step however training stops
+   (:class:`~dpdeblur.training.callbacks.FinalCheckpoint`); SIGTERM ends the task there.
 4. Re-validate the best checkpoint (chosen on validation PSNR, never on test) and test it.
-5. Write ``metrics.json`` (val/test means, per-scene means, protocol, checkpoint, status).
+5. Write ``metrics.json`` (val/test means, per-scene means, protocol, checkpoints, what the
+   run resumed from, status) and print the summary table
+   (:mod:`~dpdeblur.training.summary`).
 
 Under DDP every process runs this task; only global rank 0 writes ``config.yaml`` and
 ``metrics.json``. A strategy that starts its processes by re-running the command line
@@ -14,7 +19,10 @@ everywhere (:func:`check_launcher`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from dpdeblur.errors import CheckpointError, ConfigError
@@ -31,8 +40,26 @@ from dpdeblur.runs.checkpoints import load_model, model_from_config
 from dpdeblur.runs.directory import save_config, write_metrics
 from dpdeblur.runs.find import best_checkpoint, last_checkpoint
 from dpdeblur.runs.state_dict import load_stage1_state_dict, load_strict
-from dpdeblur.training.guard import TrainingDivergedError, is_multirun
-from dpdeblur.training.setup import build_loggers, check_data, log_tables, model_request, model_size
+from dpdeblur.training.callbacks import FinalCheckpoint
+from dpdeblur.training.console import quiet_console
+from dpdeblur.training.guard import (
+    TrainingDivergedError,
+    TrainingStoppedError,
+    finish_wandb,
+    is_multirun,
+)
+from dpdeblur.training.preflight import check_config
+from dpdeblur.training.setup import (
+    build_loggers,
+    check_checkpoint_model,
+    check_data,
+    check_model_arguments,
+    log_tables,
+    model_request,
+    model_size,
+    readable_data_errors,
+)
+from dpdeblur.training.summary import format_summary
 from dpdeblur.training.system import DeblurSystem, summarise
 
 log = logging.getLogger("dpdeblur")
@@ -88,7 +115,9 @@ def initialise(model, cfg: DictConfig) -> str | None:
             source, _ = load_model(path)
             load_stage1_state_dict(model, source.state_dict(), path)
         else:
-            name, kwargs = model_request(OmegaConf.to_container(cfg.model, resolve=True))
+            model_config = OmegaConf.to_container(cfg.model, resolve=True)
+            check_checkpoint_model(path, model_config, "init_from")
+            name, kwargs = model_request(model_config)
             source, _ = load_model(path, name, kwargs)
             load_strict(model, source.state_dict(), path)
         log.info("initialised the model from %s", path)
@@ -135,15 +164,49 @@ def check_launcher(trainer: L.Trainer, multirun: bool) -> None:
         )
 
 
+def fit(trainer: L.Trainer, system: DeblurSystem, datamodule, ckpt_path: str | None) -> float:
+    """``trainer.fit`` (resuming from ``ckpt_path``); the seconds it took. A SIGTERM ends it
+    after a step (Lightning raises ``SIGTERMException`` once ``last.ckpt`` is saved)."""
+    start = time.perf_counter()
+    with contextlib.suppress(SIGTERMException):
+        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    return time.perf_counter() - start
+
+
+def stopped(
+    final: FinalCheckpoint, trainer: L.Trainer, output_dir: Path, payload: dict[str, Any]
+) -> TrainingStoppedError:
+    """Record a SIGTERM stop in ``metrics.json`` (status "stopped") and say how to go on."""
+    payload = {**payload, "status": "stopped"}
+    if trainer.is_global_zero:
+        write_metrics(output_dir, payload)
+    last = payload.get("last_checkpoint") or "none"
+    return TrainingStoppedError(
+        f"training stopped by {final.stopped_by} at step {trainer.global_step}; "
+        f"last.ckpt holds that step ({last})",
+        signal.SIGTERM,
+        None,
+        "resume with the same overrides and ckpt_path=last",
+    )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
+    quiet_console()
+    check_config(cfg, "train")
     output_dir = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     if is_rank_zero():
         save_config(cfg, output_dir)
 
     datamodule = instantiate(cfg.data)
     check_data(datamodule, ("train", "val", "test") if cfg.test else ("train", "val"))
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    check_model_arguments(model_config)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":
+        ckpt_path = str(resume_checkpoint(cfg, output_dir))
+        log.info("resuming from %s", ckpt_path)
+    resumed_from = check_checkpoint_model(ckpt_path, model_config) if ckpt_path else None
     model = model_from_config(model_config)
     init_from = initialise(model, cfg)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
@@ -158,29 +221,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         scheduler_interval=cfg.get("scheduler_interval", "epoch"),
         channels_last=bool(cfg.get("channels_last", False)),
     )
-    callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf]
+    # first, so that it saves before other callbacks' on_train_end (weight averaging swaps
+    # the average in there)
+    final = FinalCheckpoint()
+    callbacks = [final]
+    callbacks += [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf]
     loggers = build_loggers(cfg)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     check_launcher(trainer, is_multirun())
 
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        ckpt_path = str(resume_checkpoint(cfg, output_dir))
-        log.info("resuming from %s", ckpt_path)
-
+    fit_seconds = None
     if cfg.train:
-        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        with readable_data_errors(datamodule.root):
+            fit_seconds = fit(trainer, system, datamodule, ckpt_path)
     checkpoint = trainer.checkpoint_callback
     best = (
         checkpoint.best_model_path
         if checkpoint is not None and checkpoint.best_model_path
         else None
     )
-    last = (
-        str(Path(checkpoint.dirpath) / "last.ckpt")
-        if checkpoint is not None and checkpoint.dirpath
-        else None
-    )
+    last_path = FinalCheckpoint.last_path(trainer)
+    last = str(last_path) if last_path is not None else None
     if system.nonfinite is not None:
         info = system.nonfinite
         raise TrainingDivergedError(
@@ -199,6 +260,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "protocol": system.suite.describe(),
         "seed": cfg.seed,
         "init_from": init_from,
+        "resumed_from": resumed_from,
         "best_checkpoint": best,
         "selection": "best validation PSNR"
         if best
@@ -206,23 +268,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "last_checkpoint": last,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
+        "fit_seconds": fit_seconds,
+        "stopped_by": final.stopped_by,
     }
+    if final.stopped_by == "SIGTERM":
+        raise stopped(final, trainer, output_dir, payload)
     weights = best or (ckpt_path if not cfg.train else None)
     # With weight averaging, a checkpoint's state_dict holds the averaged weights (what
     # dpdeblur-eval loads); the callback would reload the raw ones for the test, so score
     # without it.
     trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
-    trainer.validate(
-        system, datamodule=datamodule, ckpt_path=weights, weights_only=False, verbose=False
-    )
-    payload["val"] = summarise(system.rows["val"])
-    if cfg.test:
-        trainer.test(
+    with readable_data_errors(datamodule.root):
+        trainer.validate(
             system, datamodule=datamodule, ckpt_path=weights, weights_only=False, verbose=False
         )
-        payload["test"] = summarise(system.rows["test"])
-        log_tables(loggers, "test", system.rows["test"])
+        payload["val"] = summarise(system.rows["val"])
+        if cfg.test:
+            trainer.test(
+                system, datamodule=datamodule, ckpt_path=weights, weights_only=False, verbose=False
+            )
+            payload["test"] = summarise(system.rows["test"])
+            log_tables(loggers, "test", system.rows["test"])
     if trainer.is_global_zero:
         path = write_metrics(output_dir, payload)
         log.info("metrics: %s", path)
+        finish_wandb()  # wandb's own report comes before the summary, not after it
+        print(
+            format_summary(payload, "dpdeblur-train", str(output_dir), cfg.get("hint")), flush=True
+        )
     return payload

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dpdeblur.hardware import cpu_has_native_bf16, describe_machine
+from dpdeblur.nn.layout import to_channels_last
 from dpdeblur.research.benchmarks.selection import build_model
 from dpdeblur.research.benchmarks.timing import random_pair, training_loss
 from dpdeblur.training.config import compose_config
@@ -57,7 +58,7 @@ def time_cpu_step(
     """Median seconds of one AdamW training step of a copy of ``model`` in ``variant``."""
     model = copy.deepcopy(model).train()
     layout = torch.channels_last if variant.channels_last else torch.contiguous_format
-    model = model.to(memory_format=layout)
+    model = to_channels_last(model) if variant.channels_last else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=variant.fused)
     left, right = random_pair(batch, (crop, crop), torch.device("cpu"))
     left, right = (x.contiguous(memory_format=layout) for x in (left, right))

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from dpdeblur.nn.layout import to_channels_last
 from dpdeblur.research.benchmarks.timing import (
     best_seconds,
     forward_backward_seconds,
@@ -154,7 +155,7 @@ def gpu_variants(
             dtype = torch.bfloat16 if variant.endswith("_bf16") else None
 
             def measure(dtype=dtype):
-                model.to(memory_format=torch.channels_last)
+                to_channels_last(model)
                 try:
                     return {
                         "forward_s": forward_seconds(

@@ -2,7 +2,8 @@
 
 Every selected registry model gets its parameters and its MACs at 256x256 (complete and op
 by op, :mod:`dpdeblur.research.benchmarks.macs`). The main models (the papers' networks at full width:
-``dpanet``, ``k3dn``, ``k3dn_light``, ``k3dn_tiny``, and the ``dpdnet`` baseline) also get:
+``dpanet``, ``k3dn``, ``k3dn_light``, ``k3dn_tiny``, ``restormer_dp``, and the ``dpdnet``
+baseline; ``ModelInfo.main_benchmark`` in the registry) also get:
 
 - inference forward seconds and forward+backward seconds at 256x256 (training mode, with
   the project's loss);

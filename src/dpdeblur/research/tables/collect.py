@@ -8,6 +8,12 @@ that was re-run does not hide the success); over seeds the row gets the mean and
 sample standard deviation. Rows with no run, only failed runs, or unfinished runs stay in
 the table with that status: nothing is dropped.
 
+A row's difference to the paper (``*_delta``) is given only where its runs were scored on
+the paper's data (:func:`comparable`): the table's dataset (``source.dataset``, DPDD by
+default), not synthetic scenes, and not a tree written by ``dpdeblur-data synth``, whose
+layout is DPDD's. Otherwise the paper's number stays and the note says why there is no
+difference.
+
 The dicts are the table's CSV rows (columns in docs/reproduce.md): notebooks and figures
 read them with :func:`collect_rows` instead of parsing rendered tables.
 """
@@ -20,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dpdeblur.data.layout import is_synthetic_tree
 from dpdeblur.research.tables.reference import RowSpec, TableSpec, load_table
 from dpdeblur.runs.find import find_runs
 from dpdeblur.runs.records import STATUS_FAILED, STATUS_INCOMPLETE, STATUS_OK, RunRecord
@@ -115,9 +122,21 @@ def _data_label(run: RunRecord) -> str:
     return f"{dataset}:{Path(str(root)).name}" if root else str(dataset)
 
 
-def _row_dict(
+def comparable(runs: Iterable[RunRecord], table: TableSpec) -> str | None:
+    """``None`` when every run was scored on the table's dataset, else why not (a note)."""
+    datasets = {str(r.get("data.dataset") or "?") for r in runs}
+    if datasets - {table.dataset}:
+        found = ", ".join(sorted(datasets - {table.dataset}))
+        return f"no delta: {found} data, the paper's is {table.dataset}"
+    if any(is_synthetic_tree(r.get("data.root")) for r in runs):
+        return "no delta: a synthetic tree in DPDD's layout (dpdeblur-data synth)"
+    return None
+
+
+def row_dict(
     table: TableSpec, row: RowSpec, runs: list[RunRecord], split: str, scenes: list[str]
 ) -> dict[str, Any]:
+    """One row of ``table`` from the runs that match it (the CSV columns of docs/reproduce.md)."""
     done, unfinished = _newest_per_seed(runs)
     out: dict[str, Any] = dict.fromkeys(columns(table, scenes))
     out.update(
@@ -162,10 +181,13 @@ def _row_dict(
             out[key] = statistics.fmean(values)
             if key in table.metrics and len(values) > 1:
                 out[f"{key}_std"] = statistics.stdev(values)
+    not_comparable = comparable(done, table) if done and row.reference else None
+    if not_comparable:
+        notes.append(not_comparable)
     for metric in table.metrics:
         paper = (row.reference or {}).get(metric)
         out[f"{metric}_paper"] = paper
-        if paper is not None and out[metric] is not None:
+        if paper is not None and out[metric] is not None and not not_comparable:
             out[f"{metric}_delta"] = out[metric] - paper
     if row.reference is None:
         out["paper_note"] = row.reference_note or "no reference"
@@ -191,7 +213,7 @@ def collect_table(
     per_row = {row.id: [r for r in runs if matches(r, row)] for row in table.rows}
     matched = [r for rs in per_row.values() for r in rs]
     scenes = scenes_of(matched, split, table.metrics)
-    return [_row_dict(table, row, per_row[row.id], split, scenes) for row in table.rows]
+    return [row_dict(table, row, per_row[row.id], split, scenes) for row in table.rows]
 
 
 def collect_rows(

@@ -51,6 +51,16 @@ class TableSpec:
     path: Path | None = None
 
     @property
+    def dataset(self) -> str:
+        """The dataset the paper's numbers were measured on (``source.dataset``; DPDD)."""
+        return self.source.get("dataset", "dpdd")
+
+    @property
+    def has_paper(self) -> bool:
+        """Whether the table sets runs beside a paper's numbers (a comparison does not)."""
+        return bool(self.source.get("paper")) or any(r.reference for r in self.rows)
+
+    @property
     def experiment(self) -> str | None:
         """The ``conf/experiment`` file whose sweep makes the rows (None: no sweep of its own)."""
         return self.recipe.get("experiment")

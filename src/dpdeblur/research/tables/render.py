@@ -3,7 +3,11 @@
 Ours beside the paper's number and the difference (ours - paper) for every metric, the
 spread over seeds (sample standard deviation) when a row has several, our indoor/outdoor
 means when the runs have them, and each row's status: a row not run, failed or unfinished
-is shown as such, never dropped.
+is shown as such, never dropped. A comparison of runs without a paper
+(:mod:`dpdeblur.research.tables.compare`) has the same columns less the paper's.
+
+:func:`render_tables` is ``dpdeblur-table``: the paper tables the runs were made for, and
+a comparison of every other run, or of all runs with ``compare=True``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from dpdeblur.errors import DpdeblurError
-from dpdeblur.research.tables.collect import STATUS_OK, collect_table, tables_of
+from dpdeblur.research.tables.collect import (
+    STATUS_NOT_IMPLEMENTED,
+    STATUS_NOT_RUN,
+    STATUS_OK,
+    collect_table,
+    tables_of,
+)
+from dpdeblur.research.tables.compare import COMPARISON, compare_table
 from dpdeblur.research.tables.reference import TableSpec, load_table
 from dpdeblur.runs.find import find_runs
 
@@ -66,26 +77,32 @@ def _note(row: dict) -> str:
 def _cells(row: dict, table: TableSpec, scenes: list[str], plus_minus: str) -> list[str | None]:
     cells: list[str | None] = [row["label"], row["status"], str(row["n"])]
     for metric in table.metrics:
-        cells += [
-            _ours(row, metric, plus_minus),
-            _paper(row, metric),
-            number(row.get(f"{metric}_delta"), metric, signed=True),
-        ]
+        cells.append(_ours(row, metric, plus_minus))
+        if table.has_paper:
+            cells += [_paper(row, metric), number(row.get(f"{metric}_delta"), metric, signed=True)]
     for metric in table.metrics:
         cells += [number(row.get(f"{metric}_{scene}"), metric) for scene in scenes]
     return cells
 
 
 def _header(table: TableSpec, scenes: list[str], delta: str) -> list[str]:
-    header = ["Row", "Status", "n"]
+    header = ["Row" if table.has_paper else "Setting", "Status", "n"]
     for metric in table.metrics:
-        header += [metric_name(metric), "paper", delta]
+        header += (
+            [metric_name(metric), "paper", delta] if table.has_paper else [metric_name(metric)]
+        )
     for metric in table.metrics:
         header += [f"{metric_name(metric)} {scene}" for scene in scenes]
     return header
 
 
 def _caption_lines(table: TableSpec, split: str) -> list[str]:
+    if not table.has_paper:
+        return [
+            f"Ours: the {split} split of each run's best-on-validation checkpoint; one row per "
+            "setting, named by the overrides that differ; +- is the standard deviation over "
+            "seeds (n)."
+        ]
     source = table.source
     paper = source.get("paper", "the paper")
     where = f"Table {source['table']}" if source.get("table") else ""
@@ -149,17 +166,20 @@ def tex_escape(text: str) -> str:
 
 def to_latex(rows: list[dict], table: TableSpec, split: str = "test") -> str:
     scenes = scenes_in(rows, table)
-    per_metric = 3
-    align = "ll r" + " rrr" * len(table.metrics) + (" " + "r" * len(scenes)) * len(table.metrics)
+    per_metric = 3 if table.has_paper else 1
+    align = "ll r" + (" " + "r" * per_metric) * len(table.metrics)
+    align += (" " + "r" * len(scenes)) * len(table.metrics)
     lines = [f"% {line}" for line in (table.title, *_caption_lines(table, split))]
     lines += [f"\\begin{{tabular}}{{{align.replace(' ', '')}}}", "\\toprule"]
-    top = ["Row", "Status", "$n$"]
+    top = ["Row" if table.has_paper else "Setting", "Status", "$n$"]
     top += [f"\\multicolumn{{{per_metric}}}{{c}}{{{metric_name(m)}}}" for m in table.metrics]
     top += [
         f"\\multicolumn{{{len(scenes)}}}{{c}}{{{metric_name(m)}}}" for m in table.metrics if scenes
     ]
     lines.append(" & ".join(top) + " \\\\")
-    sub = ["", "", ""] + ["ours", "paper", "$\\Delta$"] * len(table.metrics)
+    sub = ["", "", ""] + (["ours", "paper", "$\\Delta$"] if table.has_paper else ["ours"]) * len(
+        table.metrics
+    )
     sub += [tex_escape(s) for s in scenes] * len(table.metrics)
     lines.append(" & ".join(sub) + " \\\\")
     lines.append("\\midrule")
@@ -188,32 +208,50 @@ def render(rows: list[dict], table: TableSpec, fmt: str = "md", split: str = "te
     return {"md": to_markdown, "csv": to_csv, "tex": to_latex}[fmt](rows, table, split)
 
 
+def _unmatched_note(runs: int) -> str:
+    return (
+        f"None of the {runs} runs given is a row of this table (rows are matched on "
+        "`row` and `task_name`, which the table's sweep sets); to compare the runs with "
+        "each other, run dpdeblur-table without --table."
+    )
+
+
 def render_tables(
     runs_paths: list[Path],
     tables: list[str] | None = None,
     fmt: str = "md",
     split: str = "test",
     protocol: str | None = None,
+    compare: bool = False,
 ) -> str:
-    """Every table the runs at ``runs_paths`` belong to (or ``tables``), rendered as ``fmt``
-    (md, csv or tex) from the ``split`` scores; ``protocol`` keeps only runs scored so."""
+    """The runs at ``runs_paths`` as tables, rendered as ``fmt`` (md, csv or tex) from the
+    ``split`` scores; ``protocol`` keeps only runs scored so.
+
+    With ``tables``: those paper tables. Otherwise the paper tables the runs were made for
+    (their ``table`` key), and one comparison of the other runs, a row per setting
+    (:func:`~dpdeblur.research.tables.compare.compare_table`); ``compare`` puts every run
+    in the comparison instead.
+    """
     runs = find_runs(runs_paths)
-    names = tables or tables_of(runs)
-    if not names:
+    names = list(tables or ([] if compare else tables_of(runs)))
+    loose = [] if tables else [r for r in runs if compare or not r.config.get("table")]
+    parts = [*names, *([COMPARISON] if loose else [])]
+    if fmt == "csv" and len(parts) > 1:
         raise DpdeblurError(
-            "the runs name no table (no `table` key in their config.yaml)",
+            f"the runs make several tables ({', '.join(parts)}); CSV holds one",
             runs_paths[0],
-            "pass --table NAME (dpanet-1, dpanet-2, dpanet-3, dpanet-4, k3dn-ablation)",
+            "pass --table NAME for one paper table, or --compare for one comparison of all runs",
         )
-    if fmt == "csv" and len(names) > 1:
-        raise DpdeblurError(
-            f"the runs belong to several tables ({', '.join(names)}); CSV holds one",
-            runs_paths[0],
-            "pass --table NAME",
-        )
-    parts = []
+    texts = []
     for name in names:
         spec = load_table(name)
         rows = collect_table(runs, spec, split=split, protocol=protocol)
-        parts.append(render(rows, spec, fmt, split))
-    return "\n".join(parts)
+        text = render(rows, spec, fmt, split)
+        unmatched = all(r["status"] in (STATUS_NOT_RUN, STATUS_NOT_IMPLEMENTED) for r in rows)
+        if unmatched and fmt != "csv":
+            text += ("\n" if fmt == "md" else "% ") + _unmatched_note(len(runs)) + "\n"
+        texts.append(text)
+    if loose:
+        spec, rows = compare_table(loose, split=split, protocol=protocol)
+        texts.append(render(rows, spec, fmt, split))
+    return "\n".join(texts)

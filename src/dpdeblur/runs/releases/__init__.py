@@ -17,9 +17,9 @@ from pathlib import Path
 from types import ModuleType
 
 from dpdeblur.errors import ConfigError
-from dpdeblur.runs.releases import dpanet, k3dn
+from dpdeblur.runs.releases import dpanet, dpdnet_keras, k3dn, restormer_dp
 
-FORMATS: tuple[ModuleType, ...] = (dpanet, k3dn)
+FORMATS: tuple[ModuleType, ...] = (dpanet, k3dn, dpdnet_keras, restormer_dp)
 
 
 def detect_release(payload: object) -> ModuleType | None:

@@ -7,6 +7,16 @@ renames them rule by rule, and :func:`convert` refuses a checkpoint that does no
 completely onto ``create_model("dpanet")``, naming the missing and unexpected keys
 (:func:`dpdeblur.runs.state_dict.check_fits`). Release keys that no rule covers are
 reported as unexpected under the name the release gives them.
+
+Colour order. The authors read every image with OpenCV's default flags and never convert
+to RGB: the released network takes B,G,R views and returns B,G,R. Only two layers see
+colour channels, the first convolution of the pre-deblur stage (its input channels; it
+runs on each view alone) and the last convolution of the head (its output channels,
+weight and bias). :func:`convert` reverses those channel axes (:func:`bake_rgb_order`), so
+the converted model takes and returns R,G,B and computes exactly what the release computes
+on the same pixels in B,G,R. The release also saw 8-bit values, ``floor(v16 / 256) / 255``
+(OpenCV's default read of a 16-bit PNG): ``input_bits=8`` reproduces that
+(:mod:`dpdeblur.models.release_protocol`).
 """
 
 from __future__ import annotations
@@ -47,6 +57,15 @@ _DPANET_RULES: list[tuple[str, object]] = [
     (r"^up(\d)\.cv\.", lambda m: f"decoder.{int(m[1]) - 1}.fuse."),
     (r"^out\.", "head."),
 ]
+# Our keys of the two layers that see colour channels, and the axis that holds them: the
+# pre-deblur's first convolution (input channels, per view) and the head's last
+# convolution (output channels).
+COLOUR_AXES: dict[str, int] = {
+    "predeblur.conv_first.weight": 1,
+    "head.2.weight": 0,
+    "head.2.bias": 0,
+}
+
 # Keys whose prefix is a conv block get the conv-block rules applied to the rest.
 _BLOCK_PREFIX = re.compile(r"^(encoder\.\d+\.block\.|bottleneck\.|decoder\.\d+\.fuse\.)(.*)$")
 
@@ -117,8 +136,19 @@ def release_state_dict(payload: object, path: str | Path | None = None) -> dict[
     return strip_prefix(payload)
 
 
+def bake_rgb_order(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The release's weights (our key names) turned from B,G,R to R,G,B: the colour axes
+    of :data:`COLOUR_AXES` reversed, every other tensor unchanged. Its own inverse."""
+    baked = dict(state_dict)
+    for key, axis in COLOUR_AXES.items():
+        if key in baked and baked[key].dim() > axis and baked[key].shape[axis] == 3:
+            baked[key] = baked[key].flip(axis)
+    return baked
+
+
 def convert(payload: object, model: nn.Module, path: str | Path | None = None) -> dict[str, Tensor]:
-    """The release's tensors under ``model``'s keys, checked to cover the model exactly.
+    """The release's tensors under ``model``'s keys, checked to cover the model exactly,
+    with the colour order baked in (the converted model takes and returns R,G,B).
 
     ``payload`` is the read ``final.pth`` (or its state dict, with or without ``module.``).
     Raises :class:`CheckpointError` naming the missing, unexpected and wrong-shape keys.
@@ -134,4 +164,4 @@ def convert(payload: object, model: nn.Module, path: str | Path | None = None) -
         "checkpoint does not map completely onto DPANet",
         "is this DPANet's released final.pth, and not another model's?",
     )
-    return converted
+    return bake_rgb_order(converted)

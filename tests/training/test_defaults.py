@@ -1,0 +1,39 @@
+"""A bare dpdeblur-train is a short CPU run; the tools start without Lightning (issue 19)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from dpdeblur.training.config import compose_config, fast_precision
+
+
+def test_the_defaults_compose_to_a_short_cpu_run_on_synthetic_data(tmp_path):
+    cfg = compose_config("train", [], tmp_path)
+    assert cfg.experiment_name == "quickstart" and cfg.run_name == "quickstart"
+    assert cfg.trainer.accelerator == "cpu" and 0 < cfg.trainer.max_steps <= 1000
+    assert cfg.data.dataset == "synthetic" and cfg.data.root is None
+    assert cfg.data.synthetic.train_length <= 1000 and max(cfg.data.synthetic.size) <= 128
+    assert cfg.data.synthetic.val_length <= 16 and cfg.data.synthetic.get("pool") is None
+    assert cfg.model.name == "dpdnet_small" and cfg.model.width <= 0.25
+    assert 1e-4 <= cfg.optimizer.lr <= 2e-3 and cfg.scheduler_interval == "step"
+    assert cfg.trainer.precision == fast_precision("cpu")
+    assert "experiment=dpanet_dpdd" in cfg.hint
+    # an experiment replaces the quick start: the papers' recipes keep their own settings
+    recipe = compose_config("train", ["experiment=dpanet_dpdd", "data.root=/x"], tmp_path)
+    assert recipe.trainer.max_steps == -1 and recipe.trainer.max_epochs == 150
+    assert recipe.trainer.accelerator == "gpu" and recipe.hint is None
+
+
+def test_fast_precision_is_fp32_off_the_cpu():
+    assert fast_precision("gpu") == "32-true"
+    assert fast_precision("cpu") in ("bf16-mixed", "32-true")
+
+
+def test_the_entry_points_import_neither_lightning_nor_torch():
+    code = (
+        "import sys, dpdeblur.cli.hydra_app, dpdeblur.training.preflight\n"
+        "heavy = sorted(m for m in ('lightning', 'torch', 'wandb') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
