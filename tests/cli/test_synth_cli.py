@@ -11,6 +11,8 @@ from dpdeblur.cli.demo import main as demo_main
 from dpdeblur.data.datasets import DPDDDataset
 from dpdeblur.data.io import quantize
 from dpdeblur.data.synthetic import SyntheticDPDataset
+from dpdeblur.models import create_model
+from dpdeblur.runs.checkpoints import write_weights
 
 
 @pytest.mark.parametrize("layout", ["official", "restormer"])
@@ -62,37 +64,52 @@ def test_demo_writes_its_picture(tmp_path, capsys):
     assert "OK" in capsys.readouterr().out
 
 
-def test_demo_trains_and_prints_its_table_by_defocus_strength(tmp_path, capsys):
-    """The whole demo on a seconds-long budget: training, protocol scores, scores by defocus."""
+def tiny_pretrained(folder: Path) -> Path:
+    """A stand-in for make demo-pretrain's output: fresh demo weights and their record."""
+    kwargs = {"width": 0.25, "sharp_gate": True, "cost_shifts": 4}
+    weights = write_weights(
+        folder / "demo.pt", create_model("dpdnet_small", **kwargs), kwargs, "test"
+    )
+    record = {"command": "test", "seed": 1, "steps": 0, "minutes": 0, "precision": "32-true"}
+    weights.with_suffix(".json").write_text(json.dumps({**record, "cpu": "test CPU"}))
+    return weights
+
+
+def test_demo_fine_tunes_and_scores_both_test_splits(tmp_path, capsys):
+    """The whole demo on a few steps: fine-tuning, protocol scores on both splits, scores by
+    defocus, |CoC| histograms, phase times."""
     out = tmp_path / "demo"
-    args = ["--out", str(out), "--n", "7", "--size", "48", "64", "--minutes", "0.1"]
-    args += ["--pool-scenes", "4"]
+    args = ["--out", str(out), "--n", "7", "--size", "48", "64", "--steps", "3"]
+    args += ["--pool-scenes", "4", "--precision", "32", "--weights", str(tiny_pretrained(tmp_path))]
     assert demo_main(args) == 0
     printed = capsys.readouterr().out
     assert "per image (protocol)" in printed and "blur radius < 1 px" in printed
+    assert "pre-trained for 0 steps" in printed and "second test split" in printed
     results = json.loads((out / "results.json").read_text())
-    assert results["steps"] > 0 and Path(results["checkpoint"]).is_file()
-    protocol = results["protocol"]
-    assert protocol["images"] == 1  # 7 scenes -> 5/1/1
+    assert results["steps"] == 3 and Path(results["checkpoint"]).is_file()
+    assert results["precision"] == "32-true" and results["steps_per_second"] > 0
+    protocol, other = results["protocol"], results["other"]
+    assert protocol["images"] == 1 and other["images"] == 1  # 7 scenes -> 5/1/1
+    assert results["scenes"] == {"test": ["photo", "soft"], "other": ["layers", "hard"]}
+    assert not (out / "data_other" / "train_c").exists()  # the second tree: a test split only
+    assert results["pretrained_alone"]["input_psnr"] == pytest.approx(protocol["input_psnr"])
     # The blurry input's per-image PSNR computed by the demo agrees with the protocol's.
     assert results["input"]["psnr"] == pytest.approx(protocol["input_psnr"], abs=1e-6)
     bands = results["by_defocus"]["model"]
     assert [b["band"] for b in bands][-1] == "all pixels"
     assert sum(b["fraction"] for b in bands[:-1]) == pytest.approx(1.0)
+    for shares in results["coc_histograms"].values():
+        assert sum(shares) == pytest.approx(1.0)
+    assert set(results["phases_seconds"]) >= {"probe", "scoring the second test split", "total"}
     table = (out / "results.md").read_text()
     assert table.count("\n| ") >= 6  # protocol row, four bands, all pixels
     assert (out / "test_panels.png").is_file() and (out / "samples.png").is_file()
     assert (out / "per_image_gain.png").stat().st_size > 5_000
 
 
-def test_demo_trains_in_fp32_on_cpus_without_bf16_hardware():
-    from dpdeblur.cli.demo import train_overrides
-    from dpdeblur.hardware import cpu_has_native_bf16
-
-    assert cpu_has_native_bf16({"avx512f", "amx_bf16"}) and cpu_has_native_bf16({"bf16", "asimd"})
-    assert not cpu_has_native_bf16({"avx2", "avx512f", "avx512bw"})  # oneDNN would emulate it
-    emulated = train_overrides((48, 64), 0, 3, None, native_bf16=False)
-    assert "trainer.precision=32-true" in emulated
-    native = train_overrides((48, 64), 0, 3, 4, native_bf16=True)
-    assert not any(o.startswith("trainer.precision") for o in native)
-    assert "data.synthetic.pool.scenes=4" in native and "data.crop_size=48" in native
+def test_demo_without_pretrained_weights_says_how_to_get_them(tmp_path, capsys):
+    args = ["--out", str(tmp_path), "--n", "4", "--weights", str(tmp_path / "none.pt")]
+    assert demo_main(args) == 2
+    error = capsys.readouterr().err
+    assert "make demo-pretrain" in error and "--from-scratch" in error
+    assert not (tmp_path / "data").exists()  # refused before any rendering

@@ -24,7 +24,8 @@ the sign of the disparity tells front from behind. Two kernel models:
   centroids are 8|r| / (3 pi) = 0.4244 x the blur diameter apart.
 * ``"soft"``: RDPD-style (Abuolaim et al., ICCV 2021). The same disc weighted by a radial
   Butterworth profile ``1 / (1 + (rho / (c |r|))^(2n))`` and by a linear horizontal ramp
-  ``clip(1/2 + x / (2|r|), 0, 1)`` (its mirror for the other view; the two ramps sum to 1),
+  ``clip(1/2 + x / (2 w |r|), 0, 1)`` (its mirror for the other view; the two ramps sum to
+  1; ``w = ramp_width``, 1 by default: the ramp spans the disc; smaller: a sharper split),
   then smoothed by a small Gaussian of sigma ``sigma_frac * |r|``. Centroids are closer
   together than for half-discs (about |r| / 2 apart before the Butterworth weighting).
   The constants (n, c, sigma_frac) are ours, chosen to look like measured DP PSFs, not
@@ -163,7 +164,11 @@ def _gaussian_1d(sigma: float, half: int) -> np.ndarray:
 
 
 def _right_leaning_soft(
-    radius: float, butterworth_order: int, butterworth_cutoff: float, sigma_frac: float
+    radius: float,
+    butterworth_order: float,
+    butterworth_cutoff: float,
+    sigma_frac: float,
+    ramp_width: float = 1.0,
 ) -> np.ndarray:
     """RDPD-style kernel leaning right: disc x Butterworth x ramp, then Gaussian smoothing."""
     half = kernel_half_size(radius, "soft", sigma_frac)
@@ -171,7 +176,7 @@ def _right_leaning_soft(
     rho = np.sqrt(x * x + y * y)
     coverage = np.clip(radius + 0.5 - rho, 0.0, 1.0)
     profile = 1.0 / (1.0 + (rho / (butterworth_cutoff * radius)) ** (2 * butterworth_order))
-    ramp = np.clip(0.5 + x / (2.0 * radius), 0.0, 1.0)
+    ramp = np.clip(0.5 + x / (2.0 * ramp_width * radius), 0.0, 1.0)
     kernel = coverage * profile * ramp
     sigma = sigma_frac * radius
     if sigma > 0.05:
@@ -184,9 +189,10 @@ def dp_kernels(
     radius_px: float,
     kind: str = "hard",
     *,
-    butterworth_order: int = 3,
+    butterworth_order: float = 3,
     butterworth_cutoff: float = 0.8,
     sigma_frac: float = 0.1,
+    ramp_width: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Left and right DP point-spread functions for a signed CoC radius (pixels).
 
@@ -197,8 +203,9 @@ def dp_kernels(
     Args:
         radius_px: signed CoC radius from :meth:`ThinLensCamera.coc_radius_px`.
         kind: "hard" (half-discs) or "soft" (RDPD-style, see the module docstring).
-        butterworth_order, butterworth_cutoff, sigma_frac: shape of the soft kernel
-            (order n, cutoff c as a fraction of |r|, Gaussian sigma as a fraction of |r|).
+        butterworth_order, butterworth_cutoff, sigma_frac, ramp_width: shape of the soft
+            kernel (order n, cutoff c as a fraction of |r|, Gaussian sigma as a fraction of
+            |r|, width of the views' split ramp as a fraction of |r|).
     """
     if kind not in KERNEL_KINDS:
         raise ValueError(f"unknown DP kernel kind {kind!r}; use one of {KERNEL_KINDS}")
@@ -211,8 +218,10 @@ def dp_kernels(
     if kind == "hard":
         leaning_right = _right_half_hard(abs(radius))
     else:
+        if ramp_width <= 0:
+            raise ValueError(f"ramp_width must be positive, got {ramp_width}")
         leaning_right = _right_leaning_soft(
-            abs(radius), butterworth_order, butterworth_cutoff, sigma_frac
+            abs(radius), butterworth_order, butterworth_cutoff, sigma_frac, ramp_width
         )
     leaning_right = (leaning_right * (0.5 / leaning_right.sum())).astype(np.float32)
     left = leaning_right if radius > 0 else np.ascontiguousarray(leaning_right[:, ::-1])

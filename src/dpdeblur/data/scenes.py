@@ -1,9 +1,12 @@
 """Random layered scenes for synthetic DP data: textures, alpha masks and depths.
 
-A scene is a background layer (opaque) and a few foreground layers, each a colour texture
-with an alpha mask (random blobs, polygons, rectangles, ellipses) at one depth: layers are
-fronto-parallel planes (no slant), which keeps each layer's defocus kernel constant so one
-convolution per layer and view renders it exactly (:mod:`dpdeblur.data.synthetic`).
+The ``layers`` scene family (:func:`random_layers`): a background layer (opaque) and a few
+foreground layers, each a colour texture with an alpha mask (random blobs, polygons,
+rectangles, ellipses) at one depth: layers are fronto-parallel planes (no slant), which
+keeps each layer's defocus kernel constant so one convolution per layer and view renders it
+exactly (:mod:`dpdeblur.data.synthetic`). A :class:`Layer` may instead carry a per-pixel
+depth map (a slanted plane: a ground or a receding wall); the ``photo`` family
+(:mod:`dpdeblur.data.photo_scenes`) builds its scenes with them.
 
 Textures mix real photographs with procedural patterns. The photographs are the sample
 images that scikit-image ships inside its wheel (``skimage/data/*.png|jpg``); they are read
@@ -52,25 +55,32 @@ GREY_PHOTOS = (
     "text.png",
 )
 PROCEDURAL_KINDS = ("noise", "stripes", "checker", "gradient", "dots")
+SCENE_FAMILIES = ("layers", "photo")
 MASK_KINDS = ("blob", "polygon", "rectangle", "ellipse")
 MAX_PHOTO_SIDE = 768
 
 
 @dataclass
 class Layer:
-    """One fronto-parallel scene plane.
+    """One scene surface: a fronto-parallel plane, or a slanted one with a depth map.
 
     Attributes:
         texture: HxWx3 float32 colour in [0, 1] (not premultiplied).
         alpha: HxW float32 coverage in [0, 1] (1 everywhere for the background).
-        depth: distance from the lens in metres.
+        depth: distance from the lens in metres; with ``depth_map``, the surface's farthest
+            depth, which orders it among the layers (composited far to near).
         name: what made it (for debugging and docs), e.g. "photo:coffee.png" or "stripes".
+        depth_map: None (the layer is at ``depth`` everywhere), or HxW float32 metres for a
+            surface whose depth varies across the image (defined on the whole canvas, also
+            where ``alpha`` is 0; rendered by :func:`dpdeblur.data.synthetic.render_layers`
+            with blur levels blended per pixel).
     """
 
     texture: np.ndarray
     alpha: np.ndarray
     depth: float
     name: str = ""
+    depth_map: np.ndarray | None = None
 
 
 def skimage_data_dir() -> Path | None:

@@ -2,11 +2,13 @@
 
 The embedded default dataset: no download, every sample rendered on the fly and
 reproducible from ``(seed, split, epoch, index)``. The physics is in
-:mod:`dpdeblur.data.optics` (CoC radius, DP kernels) and the scenes in
-:mod:`dpdeblur.data.scenes`; docs/synthetic.md explains the model.
+:mod:`dpdeblur.data.optics` (CoC radius, DP kernels) and the scenes, two families, in
+:mod:`dpdeblur.data.scenes` (``layers``) and :mod:`dpdeblur.data.photo_scenes`
+(``photo``); docs/synthetic.md explains the model.
 
-Image formation (:func:`render_layers`). Layers are fronto-parallel planes, composited far
-to near. For each view v in {L, R}, with layer k's DP kernel ``h_k^v`` (sum 1/2), the
+Image formation (:func:`render_layers`). Layers are fronto-parallel planes (or planes
+with a per-pixel depth, blurred at CoC levels blended per pixel: :func:`_blur_plan`),
+composited far to near. For each view v in {L, R}, with layer k's DP kernel ``h_k^v`` (sum 1/2), the
 layer's premultiplied colour and its alpha are both blurred by ``h_k^v`` and composited
 with "over":
 
@@ -42,7 +44,7 @@ seed gives the same pixels bit for bit whatever the torch, OpenMP or OpenCV thre
 Across CPUs, NumPy's and OpenCV's SIMD code paths differ in the last bit (views within
 1e-6; noise draws can then diverge).
 
-Not modelled: scene slant within a layer, lens aberrations and vignetting, the DP
+Not modelled: depth steps inside a layer, lens aberrations and vignetting, the DP
 sensor's angular response beyond the kernel shape, the camera's tone curve (blur and the
 L + R sum happen in the textures' stored values, not in linear light), colour filter
 arrays and demosaicking.
@@ -62,9 +64,17 @@ import torch
 from torch.utils.data import Dataset
 
 from dpdeblur.data.optics import KERNEL_KINDS, ThinLensCamera, dp_kernels, kernel_half_size
-from dpdeblur.data.scenes import Layer, TextureBank, default_texture_bank, random_layers
+from dpdeblur.data.photo_scenes import PHOTO_PROB, coc_limits, photo_layers
+from dpdeblur.data.scenes import (
+    SCENE_FAMILIES,
+    Layer,
+    TextureBank,
+    default_texture_bank,
+    random_layers,
+)
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+LAYERS_PHOTO_PROB = 0.5  # share of photographs among the ``layers`` family's textures
 SAMPLE_IMAGE_KEYS = ("left", "right", "combined", "target")
 
 
@@ -215,6 +225,62 @@ class DPRender:
         return sample
 
 
+# A slanted layer is blurred at CoC radii this far apart, blended per pixel (_blur_plan).
+SLANT_LEVEL_PX = 1.0
+
+
+def _blur_plan(
+    layer: Layer, camera: ThinLensCamera, kernel: str, options: Mapping[str, float]
+) -> list[tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray]]]:
+    """How to blur one layer: ``(weight map or None, (kL, kR))`` pairs whose weighted sum of
+    blurred layers is the layer's blur in each view.
+
+    A fronto-parallel layer has one pair (weight None: everywhere). A layer with a
+    ``depth_map`` is blurred at CoC radii :data:`SLANT_LEVEL_PX` apart spanning its map, and
+    each output pixel blends the two levels around its own radius linearly (weights sum to
+    1): a "gather" approximation of depth-varying blur, close where the radius changes slowly
+    across a kernel's width, as on a ground plane (its radius is affine in the image
+    coordinates). Levels that no pixel uses are dropped.
+    """
+    if layer.depth_map is None:
+        return [(None, dp_kernels(camera.coc_radius_px(layer.depth), kernel, **options))]
+    coc = camera.coc_radius_px(layer.depth_map.astype(np.float64)).astype(np.float32)
+    low = math.floor(float(coc.min()) / SLANT_LEVEL_PX)
+    high = math.ceil(float(coc.max()) / SLANT_LEVEL_PX)
+    plan = []
+    for level in range(low, high + 1):
+        radius = level * SLANT_LEVEL_PX
+        weight = np.clip(1.0 - np.abs(coc - np.float32(radius)) / SLANT_LEVEL_PX, 0.0, 1.0)
+        if weight.any():
+            plan.append((weight.astype(np.float32), dp_kernels(radius, kernel, **options)))
+    return plan
+
+
+def _blur_layer(
+    premultiplied: np.ndarray,
+    plan: Sequence[tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray]]],
+    pad: int,
+) -> list[np.ndarray]:
+    """The left and right views' blur of a premultiplied layer (HxWx4) under ``plan``.
+
+    In-focus kernels (1x1) are exact scalings, with no FFT round-off; every other kernel of
+    the layer shares one forward FFT (:func:`convolve_psfs`).
+    """
+    psfs = [psf for _, pair in plan for psf in pair if psf.shape != (1, 1)]
+    blurred = iter(convolve_psfs(premultiplied, psfs, pad) if psfs else [])
+    views = []
+    for weight, pair in plan:
+        level = [
+            premultiplied * psf[0, 0] if psf.shape == (1, 1) else next(blurred) for psf in pair
+        ]
+        if weight is not None:
+            level = [image * weight[:, :, None] for image in level]
+        views = (
+            level if not views else [total + part for total, part in zip(views, level, strict=True)]
+        )
+    return views
+
+
 def render_layers(
     layers: Sequence[Layer],
     camera: ThinLensCamera,
@@ -248,24 +314,23 @@ def render_layers(
     views = [np.zeros((*shape, 3), np.float32), np.zeros((*shape, 3), np.float32)]
     depth = np.full(shape, ordered[0].depth, np.float32)
     options = dict(kernel_options or {})
-    kernels = [
-        dp_kernels(camera.coc_radius_px(layer.depth), kernel, **options) for layer in ordered
-    ]
-    pad = max(0, max(left.shape[0] // 2 for left, _ in kernels) - margin)
-    for layer, psfs in zip(ordered, kernels, strict=True):
+    blur_plans = [_blur_plan(layer, camera, kernel, options) for layer in ordered]
+    largest = max(left.shape[0] // 2 for plan in blur_plans for _, (left, _) in plan)
+    pad = max(0, largest - margin)
+    for layer, plan in zip(ordered, blur_plans, strict=True):
         if layer.alpha.shape != shape or layer.texture.shape != (*shape, 3):
             raise ValueError("all layers must share one HxW (texture HxWx3, alpha HxW)")
+        if layer.depth_map is not None and layer.depth_map.shape != shape:
+            raise ValueError("a layer's depth_map must have the layer's HxW")
         alpha = layer.alpha.astype(np.float32)[:, :, None]
         premultiplied = np.concatenate([alpha * layer.texture.astype(np.float32), alpha], axis=2)
         target = target * (1.0 - alpha) + premultiplied[:, :, :3]
-        if psfs[0].shape == (1, 1):  # in focus: exact scaling, no FFT round-off
-            blurred_views = [premultiplied * psfs[0][0, 0], premultiplied * psfs[1][0, 0]]
-        else:
-            blurred_views = convolve_psfs(premultiplied, psfs, pad)
+        blurred_views = _blur_layer(premultiplied, plan, pad)
         for view, blurred in zip(views, blurred_views, strict=True):
             view *= 1.0 - 2.0 * blurred[:, :, 3:]
             view += blurred[:, :, :3]
-        depth[layer.alpha >= 0.5] = layer.depth
+        visible = layer.alpha >= 0.5
+        depth[visible] = layer.depth if layer.depth_map is None else layer.depth_map[visible]
     render = DPRender(
         target=target,
         left=views[0],
@@ -298,12 +363,21 @@ class SceneSettings:
         depth_range_m: depths of layers, drawn uniformly in inverse depth (the CoC is
             linear in 1/d) within this range and where |CoC| <= ``max_coc_px``.
         max_coc_px: the largest blur radius a layer may get.
-        num_layers: (min, max) number of foreground layers; a background layer is added.
-        in_focus_prob: chance that one layer sits exactly at the focus distance.
-        photo_prob: chance that a layer's texture is a photograph (else procedural).
+        num_layers: (min, max) number of foreground layers; a background layer is added
+            (``layers`` family only).
+        in_focus_prob: chance that one layer sits exactly at the focus distance (``layers``
+            family only; ``photo`` scenes always have subjects near the focal plane).
+        photo_prob: chance that a layer's texture is a photograph (else procedural); None:
+            the family's own (``layers`` 0.5, ``photo`` 0.8).
         kernel: DP kernel model, "soft" or "hard".
-        kernel_options: extra arguments of :func:`dpdeblur.data.optics.dp_kernels`.
+        kernel_options: extra arguments of :func:`dpdeblur.data.optics.dp_kernels`; a
+            ``[low, high]`` pair instead of a number draws the value per scene (uniform), e.g.
+            ``{"sigma_frac": [0.05, 0.2]}``: soft kernels of varied shapes.
         noise: sensor noise, or None (default: off).
+        scenes: the scene family, "layers" (random shapes at random depths,
+            :func:`~dpdeblur.data.scenes.random_layers`) or "photo" (built like a
+            photograph: background, ground plane, subjects near focus, occluders;
+            :mod:`dpdeblur.data.photo_scenes`).
     """
 
     camera: ThinLensCamera = field(default_factory=ThinLensCamera)
@@ -313,12 +387,15 @@ class SceneSettings:
     max_coc_px: float = 16.0
     num_layers: tuple[int, int] = (3, 5)
     in_focus_prob: float = 0.5
-    photo_prob: float = 0.5
+    photo_prob: float | None = None
     kernel: str = "soft"
-    kernel_options: dict[str, float] = field(default_factory=dict)
+    kernel_options: dict[str, float | tuple[float, float]] = field(default_factory=dict)
     noise: SensorNoise | None = None
+    scenes: str = "layers"
 
     def __post_init__(self) -> None:
+        if self.scenes not in SCENE_FAMILIES:
+            raise ValueError(f"unknown scene family {self.scenes!r}; use one of {SCENE_FAMILIES}")
         if isinstance(self.camera, Mapping):
             self.camera = ThinLensCamera(**dict(self.camera))
         if isinstance(self.noise, Mapping):
@@ -338,10 +415,39 @@ class SceneSettings:
             raise ValueError(f"unknown DP kernel kind {self.kernel!r}; use one of {KERNEL_KINDS}")
         if self.max_coc_px <= 0:
             raise ValueError(f"max_coc_px must be positive, got {self.max_coc_px}")
-        self.kernel_options = dict(self.kernel_options or {})
+        self.kernel_options = {
+            name: value if isinstance(value, int | float) else _range(name, value)
+            for name, value in dict(self.kernel_options or {}).items()
+        }
         low, high = self.focus_range_m or (self.camera.focus_distance_m,) * 2
         if low < self.depth_range_m[0] or high > self.depth_range_m[1]:
             raise ValueError("focus distances must lie inside depth_range_m")
+
+    @property
+    def photo_share(self) -> float:
+        """``photo_prob``, or the scene family's own share when it is None."""
+        if self.photo_prob is not None:
+            return float(self.photo_prob)
+        return PHOTO_PROB if self.scenes == "photo" else LAYERS_PHOTO_PROB
+
+
+def _range(name: str, value: Sequence[float]) -> tuple[float, float]:
+    """A kernel option's ``[low, high]`` range, checked."""
+    bounds = tuple(float(v) for v in value)
+    if len(bounds) != 2 or bounds[0] > bounds[1]:
+        raise ValueError(f"kernel_options.{name} must be a number or [low, high], got {value}")
+    return bounds
+
+
+def draw_kernel_options(
+    rng: np.random.Generator, options: Mapping[str, float | tuple[float, float]]
+) -> dict[str, float]:
+    """The scene's kernel options: ranges drawn uniformly (in the order given), numbers kept.
+    Fixed options draw nothing, so they leave the scene's random stream as it was."""
+    return {
+        name: float(rng.uniform(*value)) if isinstance(value, tuple) else value
+        for name, value in options.items()
+    }
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -406,13 +512,29 @@ def render_sample(
     bank = bank if bank is not None else default_texture_bank()
     height, width = (int(s) for s in size)
     camera = sample_camera(rng, settings)
-    count = 1 + int(rng.integers(settings.num_layers[0], settings.num_layers[1] + 1))
-    depths = sample_depths(rng, camera, count, settings)
-    radii = [camera.coc_radius_px(d) for d in depths]
-    sigma_frac = float(settings.kernel_options.get("sigma_frac", 0.1))
-    margin = 1 + max(kernel_half_size(r, settings.kernel, sigma_frac) for r in radii)
-    canvas = (height + 2 * margin, width + 2 * margin)
-    layers = random_layers(rng, canvas, depths, bank, settings.photo_prob)
+    kernel_options = draw_kernel_options(rng, settings.kernel_options)
+    sigma_frac = float(kernel_options.get("sigma_frac", 0.1))
+    if settings.scenes == "photo":
+        near, far = coc_limits(camera, settings.max_coc_px, settings.depth_range_m)
+        largest = max(abs(near), abs(far), 1.0)
+        margin = 1 + kernel_half_size(largest, settings.kernel, sigma_frac)
+        canvas = (height + 2 * margin, width + 2 * margin)
+        layers = photo_layers(
+            rng,
+            canvas,
+            camera,
+            settings.max_coc_px,
+            settings.depth_range_m,
+            bank,
+            settings.photo_share,
+        )
+    else:
+        count = 1 + int(rng.integers(settings.num_layers[0], settings.num_layers[1] + 1))
+        depths = sample_depths(rng, camera, count, settings)
+        radii = [camera.coc_radius_px(d) for d in depths]
+        margin = 1 + max(kernel_half_size(r, settings.kernel, sigma_frac) for r in radii)
+        canvas = (height + 2 * margin, width + 2 * margin)
+        layers = random_layers(rng, canvas, depths, bank, settings.photo_share)
     render = render_layers(
         layers,
         camera,
@@ -420,16 +542,18 @@ def render_sample(
         margin=margin,
         noise=settings.noise,
         rng=rng,
-        kernel_options=settings.kernel_options,
+        kernel_options=kernel_options,
     )
     sample: dict[str, Any] = render.to_sample()
     sample["photon"] = render
     sample["meta"] = {
+        "scenes": settings.scenes,
         "focus_distance_m": camera.focus_distance_m,
         "f_number": camera.f_number,
         "depths_m": [layer.depth for layer in layers],
         "coc_px": [camera.coc_radius_px(layer.depth) for layer in layers],
         "layers": [layer.name for layer in layers],
+        "kernel_options": kernel_options,
     }
     return sample
 
@@ -461,7 +585,8 @@ class SyntheticDPDataset(Dataset):
         kernel: "soft" (RDPD-style) or "hard" (half-discs).
         camera: base :class:`ThinLensCamera` or a mapping of its fields.
         focus_range_m, f_number_range, depth_range_m, max_coc_px, num_layers,
-            in_focus_prob, photo_prob, kernel_options: see :class:`SceneSettings`.
+            in_focus_prob, photo_prob, kernel_options, scenes: see :class:`SceneSettings`
+            (``scenes``: "layers" or "photo").
         noise: :class:`SensorNoise`, a mapping ``{shot, read}``, or None (off).
         epoch: starting epoch (train only).
     """
@@ -480,10 +605,11 @@ class SyntheticDPDataset(Dataset):
         max_coc_px: float = 16.0,
         num_layers: Sequence[int] = (3, 5),
         in_focus_prob: float = 0.5,
-        photo_prob: float = 0.5,
+        photo_prob: float | None = None,
         noise: SensorNoise | Mapping[str, float] | None = None,
         kernel_options: Mapping[str, float] | None = None,
         epoch: int = 0,
+        scenes: str = "layers",
     ):
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
@@ -501,10 +627,11 @@ class SyntheticDPDataset(Dataset):
             max_coc_px=float(max_coc_px),
             num_layers=tuple(int(n) for n in num_layers),
             in_focus_prob=float(in_focus_prob),
-            photo_prob=float(photo_prob),
+            photo_prob=None if photo_prob is None else float(photo_prob),
             kernel=str(kernel),
             kernel_options=dict(kernel_options or {}),
             noise=noise,
+            scenes=str(scenes),
         )
         self.bank: TextureBank | None = None  # None: the process's shared bank
         self.epoch = 0

@@ -98,6 +98,8 @@ def _unknown_option(err: MissingConfigException, tool: str) -> ConfigError:
     missing = str(err.missing_cfg_file or "")
     group, _, option = missing.rpartition("/")
     options = list(err.options or [])
+    if group == "model" and tool != "dpdeblur-eval":  # model=auto is eval's, not a network
+        options = [o for o in options if o != "auto"]
     if not group or not options:
         return ConfigError(one_line(err), None, f"{tool} --help lists the groups and options")
     near = closest(option, options)
