@@ -1,5 +1,6 @@
 """``last.ckpt`` holds the final step however training stops (issue 19): a step limit inside
-an epoch, a time limit, SIGTERM, Ctrl-C; a resumed run records what it resumed from."""
+an epoch, a time limit, SIGTERM, Ctrl-C, SLURM's requeue signal (issue 18, handed on to
+submitit after the save); a resumed run records what it resumed from."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_sigterm_stops_after_a_step_saves_it_and_says_so(tmp_path, monkeypatch, 
     raise_at_step(monkeypatch, signal.SIGTERM, 3)
     with pytest.raises(TrainingStoppedError, match=r"stopped by SIGTERM at step (\d+)") as err:
         run(tmp_path, "s", ["trainer.max_steps=20"])
-    assert err.value.signum == signal.SIGTERM and "ckpt_path=last" in err.value.one_line()
+    assert err.value.signum == signal.SIGTERM and "ckpt_path=auto" in err.value.one_line()
     run_dir = tmp_path / "train" / "runs" / "s"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "stopped" and metrics["stopped_by"] == "SIGTERM"
@@ -110,3 +111,35 @@ def test_ctrl_c_stops_after_the_step_then_scores_the_run(tmp_path, monkeypatch):
     assert result["global_step"] == 3 and result["val"]["images"] == 1
     assert saved_step(tmp_path / "train" / "runs" / "i") == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
+
+
+@pytest.fixture
+def requeue_handler():
+    """A stand-in for submitit's SIGUSR2 handler (which checkpoints and requeues the job):
+    it records its calls."""
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
+    yield calls
+    signal.signal(signal.SIGUSR2, previous)
+
+
+def test_the_requeue_signal_stops_after_the_step_saves_and_hands_the_signal_on(
+    tmp_path, monkeypatch, requeue_handler
+):
+    raise_at_step(monkeypatch, signal.SIGUSR2, 3)
+    with pytest.raises(TrainingStoppedError, match=r"stopped by SIGUSR2 at step 3") as err:
+        run(tmp_path, "q", ["trainer.max_steps=20"])
+    assert err.value.signum == signal.SIGUSR2
+    assert requeue_handler == [signal.SIGUSR2]  # after last.ckpt and metrics.json were written
+    run_dir = tmp_path / "train" / "runs" / "q"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "stopped" and metrics["stopped_by"] == "SIGUSR2"
+    assert saved_step(run_dir) == metrics["global_step"] == 3
+
+
+def test_sigterm_is_not_a_requeue(tmp_path, monkeypatch, requeue_handler, signal_safety):
+    # scancel sends SIGTERM too: the job stops, saved, and is not requeued
+    raise_at_step(monkeypatch, signal.SIGTERM, 2)
+    with pytest.raises(TrainingStoppedError, match=r"stopped by SIGTERM at step 2"):
+        run(tmp_path, "t", ["trainer.max_steps=20"])
+    assert requeue_handler == []

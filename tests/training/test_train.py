@@ -230,12 +230,15 @@ def test_non_finite_loss_stops_with_a_clear_message_and_a_good_checkpoint(tmp_pa
     ]
     with pytest.raises(TrainingDivergedError, match=r"non-finite loss .* at step 1") as err:
         train(make_cfg(tmp_path, overrides))
-    assert "last.ckpt" in str(err.value)
+    assert "last.ckpt" in str(err.value) and "3 steps in a row" in str(err.value)
     saved = torch.load(
         tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
     )
-    # One good step, then the non-finite one (its optimiser step has no gradients): stopped at once.
-    assert saved["global_step"] == 2 and calls["n"] == 2
+    # One good step, then three non-finite ones (the default callbacks.nonfinite.max_consecutive),
+    # each skipped: the optimiser updated the weights once, and the run stopped after step 4.
+    assert saved["global_step"] == 4 and calls["n"] == 4
+    (state,) = saved["optimizer_states"]
+    assert {int(s["step"]) for s in state["state"].values()} == {1}
     assert all(
         torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point()
     )

@@ -10,6 +10,7 @@
     dpdeblur-bench deblur-tiles                           # whole vs tiled deblurring
     dpdeblur-bench correlation-memory                     # the correlation's peak memory
     dpdeblur-bench dcn --out experiments/results          # DPANet: torchvision vs sampled DCN
+    dpdeblur-bench gpu-check                              # make gpu-check (CPU: numerics only)
 
 This module only parses arguments; the measurements are :mod:`dpdeblur.research.benchmarks`.
 """
@@ -48,6 +49,7 @@ from dpdeblur.research.benchmarks.selection import (
 )
 from dpdeblur.research.benchmarks.suite import MAIN_MODELS, SECTIONS, BenchPlan, run_bench
 from dpdeblur.research.benchmarks.tiles import measure_tiles
+from dpdeblur.research.gpu_check import GpuCheckPlan, run_gpu_check
 
 DEFAULT_RESULTS = Path("experiments/results")
 
@@ -128,7 +130,13 @@ def add_data(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--size", type=int, nargs=2, default=DPDD_SIZE, metavar=("H", "W"))
     parser.add_argument("--crop", type=int, default=512)
-    parser.add_argument("--samples", type=int, default=48, help="crops to time per variant")
+    parser.add_argument(
+        "--samples", type=int, default=192, help="crops to time per cache variant and round"
+    )
+    parser.add_argument(
+        "--png-samples", type=int, default=None, help="crops per PNG variant (samples // 8)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (median kept)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.set_defaults(func=run_data)
@@ -138,7 +146,16 @@ def run_data(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     root = Path(args.root) if args.root else None
     size = _positive_size(list(args.size), "--size")
-    results = measure_data_path(root, args.images, size, args.crop, args.samples, args.workers)
+    results = measure_data_path(
+        root,
+        args.images,
+        size,
+        args.crop,
+        args.samples,
+        args.workers,
+        png_samples=args.png_samples,
+        rounds=args.rounds,
+    )
     for key, value in results.items():
         print(f"{key:28s} {value:.2f}" if isinstance(value, float) else f"{key:28s} {value}")
     if args.out:
@@ -522,6 +539,31 @@ def run_dcn(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- gpu-check ------------------------------------------------------------------------------
+
+
+def add_gpu_check(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "gpu-check",
+        help="CUDA tests, GPU numerics vs float64, training steps, trainer=gpu/ddp, inference",
+        description="What only a GPU can check, in at most 8 minutes (make gpu-check; "
+        "dpdeblur.research.gpu_check). Without CUDA: the numerics on the CPU, the rest "
+        "recorded as skipped.",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS / "gpu_check.json")
+    parser.add_argument("--device", default="auto", help="cpu, cuda[:N] or auto")
+    parser.set_defaults(func=run_gpu_check_command)
+
+
+def run_gpu_check_command(args: argparse.Namespace) -> int:
+    plan = GpuCheckPlan.for_device(resolve_device(args.device))
+    results = run_gpu_check(plan, args.out)
+    for line in results["failures"]:
+        print(f"FAILED {line}", file=sys.stderr)
+    print(f"wrote {args.out}: {'ok' if results['ok'] else 'FAILED'} in {results['total_s']:.0f} s")
+    return 0 if results["ok"] else 1
+
+
 SUBCOMMANDS = (
     add_cost,
     add_data,
@@ -533,6 +575,7 @@ SUBCOMMANDS = (
     add_deblur_tiles,
     add_correlation_memory,
     add_dcn,
+    add_gpu_check,
 )
 
 

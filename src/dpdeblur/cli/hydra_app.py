@@ -12,7 +12,15 @@ the checks refuse before the task starts (:mod:`dpdeblur.training.preflight`), a
 task's own errors (bad data root, unknown model, unusable checkpoint). In a multirun a
 failing job is logged and the sweep goes on (:func:`dpdeblur.training.guard.guarded`). A
 run stopped by SIGTERM says so in one line and exits with 143 (its ``last.ckpt`` holds
-the step it stopped at); Ctrl-C outside training exits with 130, without a traceback.
+the step it stopped at); Ctrl-C outside training exits with 130, without a traceback. A
+multirun whose launcher settings cannot work (:mod:`dpdeblur.training.launch_checks`) is
+refused the same way before anything is submitted.
+
+Under DDP on one machine Lightning starts ranks 1.. by re-running the command line; such a
+rank that ends in an error waits for rank 0 to exit first (Lightning's watcher in rank 0
+kills every process once a rank exits with an error, which would cut rank 0 short of its
+``metrics.json`` and its own message), and leaves the errors every rank reports alike
+(a diverged or stopped run) for rank 0 to print.
 ``HYDRA_FULL_ERROR=1`` shows Hydra's full reports instead.
 """
 
@@ -21,11 +29,13 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from importlib import import_module
 from pathlib import Path
 from typing import NoReturn
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -33,7 +43,13 @@ from omegaconf.errors import OmegaConfBaseException
 from dpdeblur.errors import DpdeblurError
 from dpdeblur.training.config import config_dir, register_resolvers
 from dpdeblur.training.config_errors import hydra_error, hydra_hint
-from dpdeblur.training.guard import TrainingStoppedError, guarded
+from dpdeblur.training.guard import (
+    TrainingDivergedError,
+    TrainingStoppedError,
+    global_rank,
+    guarded,
+)
+from dpdeblur.training.launch_checks import LaunchRefused
 from dpdeblur.training.preflight import check_config
 
 # config name -> (task module, task function, the metric a sweep optimises)
@@ -42,6 +58,11 @@ TASKS = {
     "eval": ("dpdeblur.training.evaluate", "evaluate", "test/psnr"),
 }
 FULL_ERROR = "HYDRA_FULL_ERROR"
+# How Lightning names the ranks it starts by re-running the command line under Hydra
+# (hydra.job.name=train_ddp_process_<local rank>), and how long such a rank waits for rank 0.
+RELAUNCHED = "train_ddp_process_"
+WAIT_FOR_RANK_ZERO_S = 30.0
+PARENT_PID = os.getppid()
 
 
 def user_error(err: BaseException) -> DpdeblurError | None:
@@ -55,16 +76,39 @@ def user_error(err: BaseException) -> DpdeblurError | None:
     return None
 
 
+def relaunched_rank() -> bool:
+    """Whether this process is a DDP rank Lightning started by re-running the command line
+    (its parent process is rank 0)."""
+    try:
+        return HydraConfig.initialized() and HydraConfig.get().job.name.startswith(RELAUNCHED)
+    except Exception:
+        return False
+
+
+def wait_for_parent(timeout: float = WAIT_FOR_RANK_ZERO_S) -> None:
+    """Return once the process that started this one has exited (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while os.getppid() == PARENT_PID and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def fail(err: DpdeblurError, config_name: str) -> NoReturn:
     """Print ``err`` as one line in this tool's syntax and exit: 2, or 128 + the signal
-    for a run a signal stopped."""
+    for a run a signal stopped. A rank Lightning started prints only its own errors and
+    exits after rank 0."""
     model_override = "+model=" if config_name == "eval" else "model="
     line = hydra_hint(err.one_line(), model_override)
+    status = 128 + err.signum if isinstance(err, TrainingStoppedError) else 2
+    if relaunched_rank():
+        if not isinstance(err, TrainingDivergedError | TrainingStoppedError):
+            print(f"error (rank {global_rank()}): {line}", file=sys.stderr, flush=True)
+        wait_for_parent()
+        sys.exit(status)
     if isinstance(err, TrainingStoppedError):
         print(f"stopped: {line}", file=sys.stderr)
-        sys.exit(128 + err.signum)
+        sys.exit(status)
     print(f"error: {line}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
 
 
 def run_task(cfg: DictConfig, config_name: str) -> dict:
@@ -103,6 +147,8 @@ def run_hydra(config_name: str) -> None:
 
     try:
         app()
+    except LaunchRefused as refused:  # launch_checks, before a multirun submits anything
+        fail(refused.error, config_name)
     except (HydraException, OmegaConfBaseException) as err:
         found = hydra_error(err, config_name, sys.argv[1:]) if ours else None
         if found is None:

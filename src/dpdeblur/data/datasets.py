@@ -3,6 +3,10 @@
 A sample is a dict: ``left``, ``right`` (3xHxW float32 in [0, 1]), ``combined`` and
 ``target`` where the data has them, ``name``, ``bit_depth`` (the lowest of the sample's
 files: 16 for DPDD), and ``scene`` ("indoor"/"outdoor") on DPDD's 76-image test split.
+With ``integer_images=True`` (the training loaders of
+:class:`~dpdeblur.training.datamodule.DPDataModule`) the images are the files' raw values
+as 3xHxW uint16 tensors instead, turned into the same float32 values on the GPU by
+:func:`~dpdeblur.data.transforms.images_to_float`.
 
 Every file of a sample is checked when the sample is read
 (:func:`~dpdeblur.data.samples.sample_problems`): a missing or corrupt file, views of
@@ -12,19 +16,20 @@ different sizes, or an 8-bit file where 16 bits are expected raise a one-line
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from dpdeblur.data.cache import ArrayCache
 from dpdeblur.data.io import read_raw
 from dpdeblur.data.layout import DPRecord, index_dpdd_split, index_pixel, resolve_dpdd_root
 from dpdeblur.data.samples import DecodedFile, is_portrait, portrait_to_landscape, sample_problems
-from dpdeblur.data.transforms import ToTensor
+from dpdeblur.data.transforms import ToTensor, chw_uint16, image_keys, is_integer_image
 from dpdeblur.errors import BitDepthError
 
 # The files a DPDD training sample reads: the model's inputs and the loss's target. The
@@ -51,6 +56,8 @@ class DPFileDataset(Dataset):
             (:func:`~dpdeblur.data.samples.portrait_to_landscape`).
         roles: read only these of a record's files (e.g. training never reads the combined
             view, which no loss uses: a quarter of the decoding saved); ``None`` reads all.
+        integer_images: return uint8/uint16 files as uint16 tensors, unscaled (see
+            :class:`~dpdeblur.data.transforms.ToTensor`); float files stay float32.
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class DPFileDataset(Dataset):
         cache_dir: str | Path | None = None,
         rotate_portrait: bool = False,
         roles: Sequence[str] | None = None,
+        integer_images: bool = False,
     ):
         self.records = records
         self.roles = None if roles is None else tuple(roles)
@@ -70,11 +78,21 @@ class DPFileDataset(Dataset):
         self.allow_lower_bits = allow_lower_bits
         self.cache = ArrayCache(cache_dir) if cache_dir else None
         self.rotate_portrait = rotate_portrait
-        self._to_tensor = ToTensor()
+        self.integer_images = integer_images
+        self._to_tensor = ToTensor(integers=integer_images)
         self._warned: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def files(self) -> list[Path]:
+        """Every file the dataset reads: the roles it reads of every record."""
+        return [
+            path
+            for record in self.records
+            for role, path in record.files().items()
+            if self.roles is None or role in self.roles
+        ]
 
     def _read(self, path: Path) -> tuple[np.ndarray, int]:
         if self.cache is not None:
@@ -117,11 +135,48 @@ class DPFileDataset(Dataset):
             sample["scene"] = record.scene
         return sample
 
-    def __getitem__(self, index: int) -> dict:
+    def transformed_arrays(self, index: int) -> dict:
+        """:meth:`load_arrays` after the transform: HxWx3 arrays, not yet tensors."""
         sample = self.load_arrays(index)
         if self.transform is not None:
             sample = self.transform(sample, _transform_rng())
-        return self._to_tensor(sample)
+        return sample
+
+    def __getitem__(self, index: int) -> dict:
+        return self._to_tensor(self.transformed_arrays(index))
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """The samples of a batch (a DataLoader calls this with a batch's indices).
+
+        With ``integer_images`` every image is copied once, from its (memory-mapped) crop
+        straight into its row of one uint16 batch tensor per view, made in shared memory in
+        a data-loader worker; the samples' images are those rows, which
+        :func:`~dpdeblur.data.transforms.collate_samples` hands on as the batch tensor
+        without a second copy (``default_collate`` copies them as usual). A batch whose
+        images are not all integers of one size is made sample by sample.
+        """
+        samples = [self.transformed_arrays(i) for i in indices]
+        keys = image_keys(samples[0]) if samples else []
+        if not self.integer_images or not all(
+            is_integer_image(s.get(key)) and s[key].shape == samples[0][key].shape
+            for s in samples
+            for key in keys
+        ):
+            return [self._to_tensor(s) for s in samples]
+        in_worker = get_worker_info() is not None
+        for key in keys:
+            height, width, channels = samples[0][key].shape
+            shape = (len(samples), channels, height, width)
+            if in_worker:  # what the main process receives: no copy into shared memory
+                storage = torch.UntypedStorage._new_shared(math.prod(shape) * 2)
+                batch = torch.empty(0, dtype=torch.uint16).set_(storage, 0, shape)
+            else:
+                batch = torch.empty(shape, dtype=torch.uint16)
+            rows = batch.numpy()
+            for i, sample in enumerate(samples):
+                chw_uint16(sample[key], out=rows[i])
+                sample[key] = batch[i]
+        return samples
 
 
 class DPDDDataset(DPFileDataset):
@@ -139,6 +194,7 @@ class DPDDDataset(DPFileDataset):
         allow_8bit: bool = False,
         cache_dir: str | Path | None = None,
         roles: Sequence[str] | None = None,
+        integer_images: bool = False,
     ):
         self.root, self.layout = resolve_dpdd_root(root)
         self.split = split
@@ -151,6 +207,7 @@ class DPDDDataset(DPFileDataset):
             allow_lower_bits=allow_8bit,
             cache_dir=cache,
             roles=roles,
+            integer_images=integer_images,
         )
 
 
@@ -169,9 +226,14 @@ class PixelDataset(DPFileDataset):
         transform: Callable | None = None,
         keep_orientation: bool = False,
         cache_dir: str | Path | None = None,
+        integer_images: bool = False,
     ):
         self.root = Path(root)
         records, self.layout = index_pixel(root, split)
         super().__init__(
-            records, transform, cache_dir=cache_dir, rotate_portrait=not keep_orientation
+            records,
+            transform,
+            cache_dir=cache_dir,
+            rotate_portrait=not keep_orientation,
+            integer_images=integer_images,
         )

@@ -44,6 +44,13 @@ class Repeat(Dataset):
     def __getitem__(self, index: int) -> dict:
         return self.base[index % len(self.base)]
 
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A batch at once where ``base`` makes batches itself (``DPFileDataset``)."""
+        wrapped = [int(i) % len(self.base) for i in indices]
+        if hasattr(self.base, "__getitems__"):
+            return self.base.__getitems__(wrapped)
+        return [self.base[i] for i in wrapped]
+
 
 class EpochStreamSampler(Sampler[int]):
     """Yields ``epoch * n + i`` for i in 0..n-1; Lightning calls ``set_epoch`` each epoch."""

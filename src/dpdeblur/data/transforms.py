@@ -4,7 +4,12 @@ Every image-like entry (``left``, ``right``, ``combined``, ``target`` and the sy
 ``coc``/``depth`` maps) gets the same crop, resize and flip, so the views stay registered
 with each other and with the target. Arrays are HxWxC numpy, integer (raw, possibly a
 memory map: cropping first reads only the crop) or float32; :class:`ToTensor` ends a
-pipeline.
+pipeline, with float32 tensors in [0, 1] or, for training loaders
+(``ToTensor(integers=True)``), the raw integers as uint16 tensors: half the bytes of
+float32 to pass between processes and to the GPU, where :func:`images_to_float` divides
+them by 65535 after the transfer (``DPDataModule.on_after_batch_transfer``), bit for bit
+what the CPU conversion gives. :func:`collate_samples` collates samples whose images a
+dataset already wrote into one batch tensor without copying them again.
 
 DP physics: a horizontal mirror turns the left half-aperture into the right one, so a
 horizontal flip must also swap ``left`` and ``right`` (:class:`RandomHorizontalFlipSwap`).
@@ -19,6 +24,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 from dpdeblur.data.io import to_float
 
@@ -201,8 +207,65 @@ def chw_float(value: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def is_integer_image(value) -> bool:
+    """Whether ``value`` is a uint8/uint16 array that :func:`chw_uint16` takes."""
+    return isinstance(value, np.ndarray) and value.dtype in _FULL_RANGE
+
+
+def chw_uint16(value: np.ndarray, out: np.ndarray | None = None) -> torch.Tensor | None:
+    """An HxWxC integer array (any strides) as a CxHxW uint16 tensor, unscaled; uint8 is
+    widened to the 16-bit range (``v * 257``: ``v * 257 / 65535 == v / 255`` exactly, so
+    :func:`images_to_float` gives the float32 values :func:`chw_float` would).
+
+    With ``out`` (a CxHxW uint16 array, e.g. a row of a batch tensor) the pixels are
+    written there and ``None`` is returned.
+    """
+    value = np.asarray(value)
+    if value.dtype not in _FULL_RANGE:
+        raise TypeError(f"chw_uint16 takes uint8 or uint16 pixels, not {value.dtype}")
+    target = np.empty((value.shape[2], value.shape[0], value.shape[1]), np.uint16)
+    target = target if out is None else out
+    if value.dtype == np.uint8:
+        np.multiply(np.transpose(value, (2, 0, 1)), np.uint16(257), out=target, dtype=np.uint16)
+    else:
+        np.copyto(target, np.transpose(value, (2, 0, 1)))
+    return torch.from_numpy(target) if out is None else None
+
+
+def collate_samples(samples: list[Sample]) -> Sample:
+    """``default_collate``, except that image tensors which already are the rows of one
+    batch tensor (as :meth:`DPFileDataset.__getitems__
+    <dpdeblur.data.datasets.DPFileDataset.__getitems__>` makes them) are passed on as that
+    tensor, not copied again."""
+    if not samples:
+        return default_collate(samples)
+    batched = {}
+    for key in image_keys(samples[0]):
+        base = getattr(samples[0][key], "_base", None)
+        if (
+            isinstance(base, torch.Tensor)
+            and base.dim() == 4
+            and base.shape[0] == len(samples)
+            and all(
+                isinstance(s.get(key), torch.Tensor)
+                and s[key]._base is base
+                and s[key].data_ptr() == base[i].data_ptr()
+                and s[key].shape == base.shape[1:]
+                for i, s in enumerate(samples)
+            )
+        ):
+            batched[key] = base
+    rest = default_collate([{k: v for k, v in s.items() if k not in batched} for s in samples])
+    return {**rest, **batched}
+
+
 class ToTensor:
-    """HxWxC arrays -> CxHxW float32 tensors; integers scaled by their full range."""
+    """HxWxC arrays -> CxHxW tensors: float32 in [0, 1] (integers scaled by their full
+    range), or with ``integers=True`` uint8/uint16 pixels as uint16 tensors (unscaled; see
+    :func:`chw_uint16`) and float pixels as float32."""
+
+    def __init__(self, integers: bool = False):
+        self.integers = integers
 
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
         out = dict(sample)
@@ -210,8 +273,31 @@ class ToTensor:
             value = sample[key]
             if isinstance(value, torch.Tensor):
                 continue
-            out[key] = chw_float(value)
+            if self.integers and np.asarray(value).dtype in _FULL_RANGE:
+                out[key] = chw_uint16(value)
+            else:
+                out[key] = chw_float(value)
         return out
+
+
+def images_to_float(sample: Sample) -> Sample:
+    """The uint16 image tensors of a sample or a collated batch as float32 in [0, 1],
+    converted on the device they are on; float images and other entries unchanged.
+
+    The division is by a tensor of the same device, not a Python scalar: CUDA divides by a
+    scalar as a multiplication by its reciprocal, one rounding more, so this way every
+    value matches :func:`chw_float`'s float32 division bit for bit.
+    """
+    out = dict(sample)
+    for key in image_keys(sample):
+        value = sample[key]
+        if not isinstance(value, torch.Tensor) or value.is_floating_point():
+            continue
+        if value.dtype != torch.uint16:
+            raise TypeError(f"{key}: integer images must be uint16 tensors, not {value.dtype}")
+        full_range = torch.full((), 65535.0, dtype=torch.float32, device=value.device)
+        out[key] = value.to(torch.float32).div_(full_range)
+    return out
 
 
 def train_transforms(

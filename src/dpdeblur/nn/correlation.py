@@ -16,6 +16,11 @@ way.
 The computation is registered as the operator ``dpdeblur::correlation`` (``torch.library``)
 so that tools that work per operator, such as :mod:`dpdeblur.research.benchmarks.macs`'s MAC count with
 ``torch.utils.flop_counter``, see it as one op instead of 81 anonymous products.
+
+On CUDA, with Triton installed, the operator and its backward pass run the Triton kernels
+of :mod:`dpdeblur.nn.correlation_triton` (float32, float16 and bfloat16 inputs; float32
+sums, as here); float64, the CPU, and a backward pass that records a graph for double
+backward use the torch loops below. Triton is optional: without it CUDA uses the loops too.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dpdeblur.nn import correlation_triton
 from dpdeblur.nn.precision import wide_dtype
 
 # On the CPU the loops run one sample at a time (unless the whole batch fits one band) over
@@ -139,6 +145,14 @@ def _correlation_op(x1: Tensor, x2: Tensor, max_displacement: int) -> Tensor:
     return _correlation_forward(x1, x2, max_displacement)
 
 
+@_correlation_op.register_kernel("cuda")
+def _correlation_cuda(x1: Tensor, x2: Tensor, max_displacement: int) -> Tensor:
+    """The CUDA implementation: the Triton kernel where it applies, else the loops."""
+    if correlation_triton.supports(x1):
+        return correlation_triton.correlation_forward(x1, x2, max_displacement)
+    return _correlation_forward(x1, x2, max_displacement)
+
+
 @_correlation_op.register_fake
 def _(x1: Tensor, x2: Tensor, max_displacement: int) -> Tensor:
     batch, _, height, width = x1.shape
@@ -153,7 +167,13 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
     x1, x2 = ctx.saved_tensors
-    grad_x1, grad_x2 = _correlation_backward(grad, x1, x2, ctx.max_displacement)
+    if correlation_triton.supports(x1) and not torch.is_grad_enabled():
+        # The Triton kernels are not differentiable: double backward takes the loops.
+        grad_x1, grad_x2 = correlation_triton.correlation_backward(
+            grad, x1, x2, ctx.max_displacement
+        )
+    else:
+        grad_x1, grad_x2 = _correlation_backward(grad, x1, x2, ctx.max_displacement)
     return (
         grad_x1 if ctx.needs_input_grad[0] else None,
         grad_x2 if ctx.needs_input_grad[1] else None,

@@ -7,7 +7,11 @@ folder ``<runs-dir>/<table>/<time>``) and writes the table as Markdown, CSV and 
 writes (64x64 scenes; 6 train, 2 val, 2 test), every model at a sixteenth of its width
 (K3DN at 8 channels), two training steps per row, on the CPU: the end-to-end check that
 every row is wired. Table II has no sweep of its own: it scores the best checkpoint of a
-finished ``dpanet`` row at half resolution (training one first if none is found).
+finished ``dpanet`` row at half resolution (training one first if none is found), on the
+device the row trained on (``trainer=gpu`` for a GPU row, or where CUDA is available), with
+the extra overrides that ``dpdeblur-eval`` takes; with a launcher among them
+(``hydra/launcher=slurm``) both steps are submitted through it (``-m``) instead of running
+on this machine.
 
 ``estimate`` gives the expected GPU hours per row instead (docs/reproduce.md: MACs
 counted here, the recipe's sample count, an assumed sustained throughput).
@@ -66,6 +70,11 @@ SMOKE_OVERRIDES = (
     "metrics.num_panels=1",
 )
 SMOKE_EVAL_OVERRIDES = ("data.num_workers=0", "metrics.lpips=off", "metrics.num_panels=0")
+GPU_ACCELERATORS = ("gpu", "cuda")
+LAUNCHER_OVERRIDES = ("hydra/launcher=", "hydra.launcher.")
+# Keys of the extra overrides that Table II's evaluation leaves out: it chooses its trainer
+# (eval_trainer), and the checkpoint names its model.
+NOT_FOR_EVAL = ("trainer", "model")
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,58 @@ def sweep_command(
     return command
 
 
+def override_key(override: str) -> str:
+    """The top-level key or group an override sets: ``trainer`` for ``trainer.devices=4``,
+    ``hydra`` for ``hydra/launcher=slurm``."""
+    key = override.lstrip("+~").split("=", 1)[0]
+    return key.replace("/", ".").split(".", 1)[0].split("@", 1)[0]
+
+
+def eval_overrides(extra: Sequence[str]) -> list[str]:
+    """The extra overrides that ``dpdeblur-eval`` takes (keys of ``conf/eval.yaml`` and
+    Hydra's), less the trainer's and the model's (:data:`NOT_FOR_EVAL`)."""
+    keys = set(compose_config("eval", [], Path(".")).keys()) | {"hydra"}
+    return [o for o in extra if override_key(o) in keys - set(NOT_FOR_EVAL)]
+
+
+def trained_on_gpu(run_dir: Path) -> bool | None:
+    """Whether the run in ``run_dir`` trained on a GPU (its ``config.yaml``), None if unknown."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None
+    accelerator = ((yaml.safe_load(path.read_text()) or {}).get("trainer") or {}).get("accelerator")
+    return None if accelerator is None else str(accelerator) in GPU_ACCELERATORS
+
+
+def eval_trainer(
+    scale: str, checkpoint: Path | None, experiment: str, row: str, extra: Sequence[str]
+) -> str:
+    """Table II's evaluation runs on the device of the row it scores: ``trainer=cpu`` at smoke
+    scale; else ``trainer=gpu`` (one GPU: 76 test images need no DDP) when that row trained on
+    a GPU (the found run's config, or the trainer the row's training command composes), or,
+    where that is unknown, when this machine has CUDA; else ``trainer=cpu``."""
+    if scale == "smoke":
+        return "trainer=cpu"
+    on_gpu = trained_on_gpu(checkpoint.parent.parent) if checkpoint is not None else None
+    if on_gpu is None and checkpoint is None:
+        chosen = [o for o in extra if override_key(o) == "trainer"]
+        cfg = compose_config(
+            "train", [f"experiment={experiment}", f"row={row}", *chosen], Path(".")
+        )
+        on_gpu = str(cfg.trainer.accelerator) in GPU_ACCELERATORS
+    if on_gpu is None:
+        on_gpu = torch.cuda.is_available()
+    return "trainer=gpu" if on_gpu else "trainer=cpu"
+
+
+def run_or_sweep(command: list[str], run_dir: Path, extra: Sequence[str]) -> list[str]:
+    """``command`` as one run in ``run_dir``, or, when ``extra`` picks a launcher (SLURM), as
+    a one-job multirun in that folder, so that the launcher runs it."""
+    if any(o.startswith(LAUNCHER_OVERRIDES) for o in extra):
+        return [command[0], "-m", *command[1:], f"hydra.sweep.dir={run_dir}"]
+    return [*command, f"hydra.run.dir={run_dir}"]
+
+
 def eval_commands(
     table: TableSpec,
     data_root: Path | None,
@@ -153,16 +214,17 @@ def eval_commands(
         train = [script("dpdeblur-train"), f"experiment={experiment}", f"row={row}"]
         if data_root is not None:
             train.append(f"data.root={data_root}")
-        train += [*scale_overrides(scale), f"hydra.run.dir={train_dir}", *extra]
-        commands.append(train)
+        train += [*scale_overrides(scale), *extra]
+        commands.append(run_or_sweep(train, train_dir, extra))
     ckpt = str(checkpoint) if checkpoint else f"@best:{train_dir}"
     evaluate = [script("dpdeblur-eval"), f"ckpt={ckpt}", "data=dpdd"]
     if data_root is not None:
         evaluate.append(f"data.root={data_root}")
     evaluate += list(recipe.get("eval_overrides") or [])
+    evaluate.append(eval_trainer(scale, checkpoint, experiment, row, extra))
     evaluate += list(SMOKE_EVAL_OVERRIDES) if scale == "smoke" else []
-    evaluate.append(f"hydra.run.dir={sweep_dir / 'eval'}")
-    commands.append(evaluate)
+    evaluate += eval_overrides(extra)
+    commands.append(run_or_sweep(evaluate, sweep_dir / "eval", extra))
     return commands
 
 
@@ -199,12 +261,13 @@ def plan(
 
 
 def _resolve_best(command: list[str]) -> list[str]:
-    """Replace ``ckpt=@best:<run dir>`` by that run's best checkpoint (known after training)."""
+    """Replace ``ckpt=@best:<folder>`` by the best checkpoint of the training run in that
+    folder (a run directory, or a one-job sweep folder), known once it has trained."""
     out = []
     for arg in command:
         if arg.startswith("ckpt=@best:"):
             run_dir = Path(arg.split(":", 1)[1])
-            checkpoint = best_checkpoint([run_dir], row=_row_of(run_dir), task_name="train")
+            checkpoint = best_checkpoint([run_dir], task_name="train")
             if checkpoint is None:
                 raise DpdeblurError(
                     "the training run before the evaluation did not finish",
@@ -214,11 +277,6 @@ def _resolve_best(command: list[str]) -> list[str]:
             arg = f"ckpt={checkpoint}"
         out.append(arg)
     return out
-
-
-def _row_of(run_dir: Path) -> str:
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    return str(config.get("row"))
 
 
 def execute(the_plan: Plan) -> None:

@@ -43,6 +43,7 @@ from dpdeblur.training.setup import (
     model_request,
     model_size,
     readable_data_errors,
+    trainer_settings,
 )
 from dpdeblur.training.summary import format_summary
 from dpdeblur.training.system import DeblurSystem, summarise
@@ -113,7 +114,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         output_dir=str(output_dir),
     )
     loggers = build_loggers(cfg)
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+    trainer: L.Trainer = instantiate(
+        trainer_settings(cfg.trainer), logger=loggers or False, callbacks=[]
+    )
     with readable_data_errors(datamodule.root):
         if split == "test":
             trainer.test(system, datamodule=datamodule, verbose=False)

@@ -1,9 +1,11 @@
 """The task wrapper of every Hydra job: in a multirun a failing job is recorded and the
-sweep goes on; a single run lets the error reach the command line."""
+sweep goes on; a single run lets the error reach the command line. Under DDP every rank
+runs the task and only global rank 0 writes ``metrics.json``."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -20,7 +22,14 @@ log = logging.getLogger("dpdeblur")
 
 
 class TrainingDivergedError(DpdeblurError):
-    """The training loss became non-finite; the run stopped at the last good weights."""
+    """The training loss stayed non-finite; the run stopped at the last good weights.
+
+    ``details`` (the step, ranks and per-term losses, ``last.ckpt``) go into ``metrics.json``.
+    """
+
+    def __init__(self, problem: str, path=None, fix: str | None = None, details=None):
+        self.details = dict(details or {})
+        super().__init__(problem, path, fix)
 
 
 class TrainingStoppedError(DpdeblurError):
@@ -42,6 +51,20 @@ def is_multirun() -> bool:
         return False
 
 
+def global_rank() -> int:
+    """This process's global rank: Lightning's once it has started (``rank_zero_only.rank``),
+    before that the launcher's environment (``RANK``, ``LOCAL_RANK``, ``SLURM_PROCID``, the
+    order Lightning reads them in); 0 for a run without DDP."""
+    module = sys.modules.get("lightning.fabric.utilities.rank_zero")
+    rank = getattr(getattr(module, "rank_zero_only", None), "rank", None)
+    if rank is not None:
+        return int(rank)
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
+
+
 def finish_wandb() -> None:
     """Close a wandb run if one is open (each multirun job must start its own)."""
     if "wandb" not in sys.modules:  # seconds to import; a run that logged to it has it
@@ -56,9 +79,10 @@ def finish_wandb() -> None:
 
 
 def guarded(task: Callable[[DictConfig], dict], cfg: DictConfig, output_dir: Path) -> dict:
-    """Run ``task``; in a multirun, a failing job is logged (metrics.json status "failed")
-    and the sweep goes on; in a single run the error propagates to the CLI. A signal's stop
-    (:class:`TrainingStoppedError`) ends the sweep too: the run recorded it already."""
+    """Run ``task``; in a multirun, a failing job is logged (metrics.json status "failed",
+    written by global rank 0 only) and the sweep goes on; in a single run the error
+    propagates to the CLI. A signal's stop (:class:`TrainingStoppedError`) ends the sweep
+    too: the run recorded it already."""
     try:
         return task(cfg)
     except TrainingStoppedError:
@@ -67,10 +91,14 @@ def guarded(task: Callable[[DictConfig], dict], cfg: DictConfig, output_dir: Pat
         message = (
             err.one_line() if isinstance(err, DpdeblurError) else f"{type(err).__name__}: {err}"
         )
-        write_metrics(
-            output_dir,
-            {"status": "failed", "error": message, "experiment": cfg.get("experiment_name")},
-        )
+        if global_rank() == 0:
+            record = {
+                "status": "failed",
+                "error": message,
+                "experiment": cfg.get("experiment_name"),
+            }
+            record.update(getattr(err, "details", None) or {})
+            write_metrics(output_dir, record)
         if not is_multirun():
             raise
         log.error("job failed, the sweep goes on: %s\n%s", message, traceback.format_exc())

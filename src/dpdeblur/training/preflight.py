@@ -28,6 +28,7 @@ def check_config(cfg: DictConfig, task: str = "train") -> None:
     check_added_keys(cfg, task)
     check_data_options(cfg)
     check_loggers(cfg)
+    check_trainer_flags(cfg)
     check_accelerator(cfg)
 
 
@@ -167,6 +168,34 @@ def check_loggers(cfg: DictConfig) -> None:
                     None,
                     f"pip install {package}, or use logger=csv (the default)",
                 )
+
+
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def check_trainer_flags(cfg: DictConfig) -> None:
+    """``trainer.deterministic=true`` on a GPU (CUDA has no deterministic backward pass for
+    bilinear upsampling, adaptive average pooling, ``grid_sample`` or the deformable
+    convolution's atomic adds, so the first backward pass raises), and an unknown
+    ``trainer.float32_matmul_precision``."""
+    trainer = cfg.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator", "cpu"))
+    if accelerator in GPU_ACCELERATORS and trainer.get("deterministic") is True:
+        raise ConfigError(
+            "trainer.deterministic=true on a GPU raises at the first backward pass (bilinear "
+            "upsampling, adaptive average pooling, grid_sample and DCN have no deterministic "
+            "CUDA backward)",
+            None,
+            "use trainer.deterministic=warn trainer.benchmark=false (deterministic kernels "
+            "where CUDA has them, a warning where it has not)",
+        )
+    precision = trainer.get("float32_matmul_precision")
+    if precision is not None and precision not in MATMUL_PRECISIONS:
+        raise ConfigError(
+            f"trainer.float32_matmul_precision={precision} is not a precision torch knows",
+            None,
+            f"use one of {', '.join(MATMUL_PRECISIONS)} (high: TF32 on GPUs), or null",
+        )
 
 
 def check_accelerator(cfg: DictConfig) -> None:

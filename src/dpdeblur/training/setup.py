@@ -220,6 +220,19 @@ def check_checkpoint_model(
     return info
 
 
+def trainer_settings(trainer: DictConfig) -> dict[str, Any]:
+    """The ``trainer`` config as ``lightning.Trainer`` takes it, once our own key in it is
+    applied: ``float32_matmul_precision`` (``torch.set_float32_matmul_precision``; "high"
+    lets float32 matrix products use TF32 on Ampere and later GPUs: ``trainer=gpu`` and
+    ``trainer=ddp`` set it). Applied for GPU accelerators only, so that a CPU check of a
+    GPU trainer (``trainer=ddp trainer.accelerator=cpu``) computes as the CPU trainer does."""
+    settings = OmegaConf.to_container(trainer, resolve=True)
+    precision = settings.pop("float32_matmul_precision", None)
+    if precision and str(settings.get("accelerator", "cpu")) != "cpu":
+        torch.set_float32_matmul_precision(str(precision))
+    return settings
+
+
 def build_loggers(cfg: DictConfig) -> list:
     """The config's loggers (``logger.*``), each given the resolved config as hyperparameters."""
     loggers = [instantiate(conf) for conf in (cfg.get("logger") or {}).values() if conf]

@@ -9,8 +9,11 @@ row per image (name, split, indoor/outdoor, every metric, and the blurry input's
 test run without autocast (float32 with ``trainer.precision=bf16-mixed``), so a run's
 scores are those ``dpdeblur-eval`` gives its checkpoints.
 
-A non-finite training loss skips that optimiser step, stops the run and is reported by
-the training task; the weights stay those of the last good step, so ``last.ckpt`` is good.
+Every rank returns its loss from every training step, finite or not (under DDP a rank that
+skipped its backward pass would leave the others waiting); the module keeps the step's
+per-term losses (``last_terms``) for :class:`dpdeblur.training.nonfinite.NonFiniteGuard`,
+which skips a step whose loss is non-finite on any rank, on every rank, and stops the run
+when that persists.
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ class DeblurSystem(L.LightningModule):
         self.output_dir = Path(output_dir) if output_dir else None
         self.rows: dict[str, list[dict]] = {"val": [], "test": []}
         self.panels: list[list[np.ndarray]] = []  # panel rows of this validation
-        self.nonfinite: dict[str, Any] | None = None
+        self.last_terms: dict[str, Tensor] = {}  # this training step's loss terms (detached)
 
     # -- metrics ----------------------------------------------------------------------
     @property
@@ -117,17 +120,10 @@ class DeblurSystem(L.LightningModule):
         )
 
     # -- training ---------------------------------------------------------------------
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         output = self(batch["left"], batch["right"])
         total, terms = self.loss(output, batch)
-        if not torch.isfinite(total):
-            self.nonfinite = {
-                "step": int(self.global_step),
-                "epoch": int(self.current_epoch),
-                "terms": {k: float(v) for k, v in terms.items()},
-            }
-            self.trainer.should_stop = True
-            return None  # skip this optimiser step: the weights stay the last good ones
+        self.last_terms = {name: value.detach() for name, value in terms.items()}
         batch_size = batch["left"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
         for name, value in terms.items():

@@ -3,18 +3,23 @@
 1. Check the config and the data (:mod:`~dpdeblur.training.preflight`, then the dataset's
    files): a wrong set-up stops here, in one line.
 2. Build model, loss, optimiser/scheduler, loggers and callbacks from the config.
-3. Fit (``ckpt_path=last`` resumes at the saved step: optimiser, scheduler, callbacks).
-   ``last.ckpt`` holds the final step however training stops
-   (:class:`~dpdeblur.training.callbacks.FinalCheckpoint`); SIGTERM ends the task there.
+3. Fit (``ckpt_path=last`` or ``auto`` resumes at the saved step: optimiser, scheduler,
+   callbacks, the data position within the epoch and the random state;
+   :mod:`~dpdeblur.training.resume`). ``last.ckpt`` is saved every 30 minutes and holds the
+   final step however training stops (:class:`~dpdeblur.training.callbacks.FinalCheckpoint`);
+   a signal (SIGTERM, SLURM's requeue signal) ends the task there, and the requeue signal
+   is then handed to submitit, which requeues the job. A non-finite loss on any rank skips
+   that step on every rank, and stops the run when it persists
+   (:class:`~dpdeblur.training.nonfinite.NonFiniteGuard`).
 4. Re-validate the best checkpoint (chosen on validation PSNR, never on test) and test it.
 5. Write ``metrics.json`` (val/test means, per-scene means, protocol, checkpoints, what the
    run resumed from, status) and print the summary table
    (:mod:`~dpdeblur.training.summary`).
 
 Under DDP every process runs this task; only global rank 0 writes ``config.yaml`` and
-``metrics.json``. A strategy that starts its processes by re-running the command line
-(Lightning's ``ddp`` on one machine) is refused inside a multirun, and ``ddp_spawn``
-everywhere (:func:`check_launcher`).
+``metrics.json`` (a failed run's too: :func:`~dpdeblur.training.guard.guarded`). A strategy
+that starts its processes by re-running the command line (Lightning's ``ddp`` on one
+machine) is refused inside a multirun, and ``ddp_spawn`` everywhere (:func:`check_launcher`).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 from dpdeblur.errors import CheckpointError, ConfigError
 from dpdeblur.runs.checkpoints import load_model, model_from_config
 from dpdeblur.runs.directory import save_config, write_metrics
-from dpdeblur.runs.find import best_checkpoint, last_checkpoint
+from dpdeblur.runs.find import best_checkpoint
 from dpdeblur.runs.state_dict import load_stage1_state_dict, load_strict
 from dpdeblur.training.callbacks import FinalCheckpoint
 from dpdeblur.training.console import quiet_console
@@ -48,7 +53,9 @@ from dpdeblur.training.guard import (
     finish_wandb,
     is_multirun,
 )
+from dpdeblur.training.nonfinite import NonFiniteGuard
 from dpdeblur.training.preflight import check_config
+from dpdeblur.training.resume import auto_checkpoint, last_checkpoint_of, resumable_train_loader
 from dpdeblur.training.setup import (
     build_loggers,
     check_checkpoint_model,
@@ -58,6 +65,7 @@ from dpdeblur.training.setup import (
     model_request,
     model_size,
     readable_data_errors,
+    trainer_settings,
 )
 from dpdeblur.training.summary import format_summary
 from dpdeblur.training.system import DeblurSystem, summarise
@@ -81,18 +89,64 @@ def init_checkpoint(spec: str, log_dir: Path) -> Path:
     return found
 
 
-def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> Path:
-    """``ckpt_path=last``: this run directory's ``last.ckpt``, else the newest ``last.ckpt``
-    of an earlier run of the same experiment under ``log_dir/task_name``."""
-    roots = Path(cfg.paths.log_dir, cfg.task_name)
-    found = last_checkpoint(output_dir, [roots], cfg.experiment_name)
-    if found is None:
-        raise CheckpointError(
-            f"ckpt_path=last but no last.ckpt of experiment '{cfg.experiment_name}' exists",
-            roots,
-            "train first, or pass ckpt_path=/path/to/last.ckpt",
-        )
-    return found
+def hydra_job() -> tuple[list[str] | None, Path | None]:
+    """This Hydra job's command-line overrides and, in a multirun, its sweep folder
+    (None, None outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None, None
+    hydra_cfg = HydraConfig.get()
+    overrides = [str(o) for o in hydra_cfg.overrides.task]
+    return overrides, (Path(hydra_cfg.sweep.dir) if is_multirun() else None)
+
+
+def resume_from(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The checkpoint ``ckpt_path`` asks to resume: ``last`` (must exist), ``auto`` (if there
+    is one), a path, or None."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":
+        ckpt_path = str(last_checkpoint_of(cfg, output_dir))
+    elif ckpt_path == "auto":
+        overrides, sweep_dir = hydra_job()
+        found = auto_checkpoint(cfg, output_dir, overrides, sweep_dir)
+        if found is None:
+            log.info("ckpt_path=auto: no last.ckpt of this run yet, starting fresh")
+            return None
+        ckpt_path = str(found)
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    return ckpt_path or None
+
+
+def build_callbacks(cfg: DictConfig) -> tuple[FinalCheckpoint, NonFiniteGuard, list]:
+    """The config's callbacks with :class:`FinalCheckpoint` and :class:`NonFiniteGuard`
+    first (their defaults where the config leaves them out): the final save must come before
+    other callbacks' ``on_train_end`` (weight averaging swaps the average in there)."""
+    callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf]
+    final = next((c for c in callbacks if isinstance(c, FinalCheckpoint)), None)
+    guard = next((c for c in callbacks if isinstance(c, NonFiniteGuard)), None)
+    final, guard = final or FinalCheckpoint(), guard or NonFiniteGuard()
+    rest = [c for c in callbacks if c is not final and c is not guard]
+    return final, guard, [final, guard, *rest]
+
+
+def diverged(guard: NonFiniteGuard, last: str | None) -> TrainingDivergedError:
+    """The error that reports a run the non-finite guard stopped."""
+    info = guard.report or {}
+    bad = info.get("ranks") or []
+    ranks = f"rank{'s' if len(bad) > 1 else ''} {', '.join(str(r) for r in bad) or '?'}"
+    terms = info.get("terms", {})
+    shown = terms.get(str((info.get("ranks") or [0])[0]), {})
+    return TrainingDivergedError(
+        f"training stopped: non-finite loss {shown} at step {info.get('step')} "
+        f"(epoch {info.get('epoch')}) on {ranks}, {info.get('consecutive')} steps in a "
+        f"row (callbacks.nonfinite.max_consecutive={guard.max_consecutive}), each skipped on "
+        f"every rank; last.ckpt holds the last good weights: {last or 'none'}",
+        None,
+        "lower optimizer.lr or check the data (each rank's loss terms are in metrics.json)",
+        details={"nonfinite": info, "last_checkpoint": last},
+    )
 
 
 def initialise(model, cfg: DictConfig) -> str | None:
@@ -176,17 +230,18 @@ def fit(trainer: L.Trainer, system: DeblurSystem, datamodule, ckpt_path: str | N
 def stopped(
     final: FinalCheckpoint, trainer: L.Trainer, output_dir: Path, payload: dict[str, Any]
 ) -> TrainingStoppedError:
-    """Record a SIGTERM stop in ``metrics.json`` (status "stopped") and say how to go on."""
+    """Record a stop by a signal in ``metrics.json`` (status "stopped") and say how to go on."""
     payload = {**payload, "status": "stopped"}
     if trainer.is_global_zero:
         write_metrics(output_dir, payload)
     last = payload.get("last_checkpoint") or "none"
+    signum = signal.Signals[final.stopped_by] if final.stopped_by else signal.SIGTERM
     return TrainingStoppedError(
         f"training stopped by {final.stopped_by} at step {trainer.global_step}; "
         f"last.ckpt holds that step ({last})",
-        signal.SIGTERM,
+        signum,
         None,
-        "resume with the same overrides and ckpt_path=last",
+        "resume with the same overrides and ckpt_path=auto",
     )
 
 
@@ -200,12 +255,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     check_data(datamodule, ("train", "val", "test") if cfg.test else ("train", "val"))
+    resumable_train_loader(datamodule)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     check_model_arguments(model_config)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        ckpt_path = str(resume_checkpoint(cfg, output_dir))
-        log.info("resuming from %s", ckpt_path)
+    ckpt_path = resume_from(cfg, output_dir)
     resumed_from = check_checkpoint_model(ckpt_path, model_config) if ckpt_path else None
     model = model_from_config(model_config)
     init_from = initialise(model, cfg)
@@ -221,13 +274,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         scheduler_interval=cfg.get("scheduler_interval", "epoch"),
         channels_last=bool(cfg.get("channels_last", False)),
     )
-    # first, so that it saves before other callbacks' on_train_end (weight averaging swaps
-    # the average in there)
-    final = FinalCheckpoint()
-    callbacks = [final]
-    callbacks += [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf]
+    final, guard, callbacks = build_callbacks(cfg)
     loggers = build_loggers(cfg)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        trainer_settings(cfg.trainer), callbacks=callbacks, logger=loggers or False
+    )
     check_launcher(trainer, is_multirun())
 
     fit_seconds = None
@@ -242,14 +293,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     last_path = FinalCheckpoint.last_path(trainer)
     last = str(last_path) if last_path is not None else None
-    if system.nonfinite is not None:
-        info = system.nonfinite
-        raise TrainingDivergedError(
-            f"training stopped: non-finite loss {info['terms']} at step {info['step']} (epoch {info['epoch']}); "
-            f"last good checkpoint: {last or 'none'}",
-            None,
-            "lower the learning rate or check the data (see the per-term losses in the logs)",
-        )
+    if guard.report is not None:
+        raise diverged(guard, last)
 
     payload: dict[str, Any] = {
         "status": "ok",
@@ -270,9 +315,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "global_step": trainer.global_step,
         "fit_seconds": fit_seconds,
         "stopped_by": final.stopped_by,
+        "skipped_steps": guard.skipped,
     }
-    if final.stopped_by == "SIGTERM":
-        raise stopped(final, trainer, output_dir, payload)
+    if final.stopped_by is not None and final.stopped_by != "SIGINT":
+        error = stopped(final, trainer, output_dir, payload)
+        try:
+            final.pass_on()  # submitit: checkpoint the job and requeue it (rank 0 exits there)
+        except Exception as refused:  # submitit: timed out max_num_timeout times already
+            raise TrainingStoppedError(
+                f"{error.problem}; the job was not requeued ({refused})",
+                error.signum,
+                None,
+                "run the same command again to go on from last.ckpt (ckpt_path=auto), with a "
+                "larger hydra.launcher.timeout_min or hydra.launcher.max_num_timeout",
+            ) from None
+        raise error
     weights = best or (ckpt_path if not cfg.train else None)
     # With weight averaging, a checkpoint's state_dict holds the averaged weights (what
     # dpdeblur-eval loads); the callback would reload the raw ones for the test, so score
