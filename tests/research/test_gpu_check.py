@@ -63,7 +63,9 @@ def test_cpu_plan_is_small_and_cuda_plan_is_the_full_check():
     assert cuda.budget_s <= 480
 
 
-def test_cuda_test_run_reports_its_counts(tmp_path):
+def test_the_device_test_run_reports_its_counts(tmp_path):
+    # The name holds neither "cuda" nor "gpu": pytest -k also matches the names of the
+    # folders above a test, and tmp_path is named after this function.
     tests = tmp_path / "tests"
     tests.mkdir()
     (tests / "test_fake.py").write_text(
