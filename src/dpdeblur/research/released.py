@@ -21,7 +21,8 @@ from typing import Any
 
 from dpdeblur.errors import CheckpointError, DataError
 from dpdeblur.models.release_protocol import RELEASE_PROTOCOLS
-from dpdeblur.research.tables import RowSpec, TableSpec, collect_table, load_table, render
+from dpdeblur.research.reproduce import write_table_files
+from dpdeblur.research.tables import RowSpec, TableSpec, collect_table, load_table
 from dpdeblur.research.tables.collect import STATUS_OK
 from dpdeblur.runs.checkpoints import read_checkpoint
 from dpdeblur.runs.find import find_runs
@@ -149,13 +150,6 @@ def reproduce_released(
             out["note"] = f"no {info.file_name} ({info.format}) in {weights_dir}"
         elif info is None:
             out["note"] = "no public weights"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for fmt in ("md", "csv", "tex"):
-        path = out_dir / f"{derived.name}.{fmt}"
-        text = render(collected, derived, fmt)
-        if fmt == "md":
-            text = f"<!-- make reproduce-table WEIGHTS={weights_dir}; runs: {sweep_dir} -->\n{text}"
-        path.write_text(text)
-        written[fmt] = path
+    comment = f"make reproduce-table WEIGHTS={weights_dir}; runs: {sweep_dir}"
+    written = write_table_files(collected, derived, out_dir, derived.name, comment)
     return collected, written

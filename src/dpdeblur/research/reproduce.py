@@ -301,17 +301,26 @@ def write_results(
 ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     """Render the table of the runs under ``sweep_dir`` as .md, .csv and .tex in ``out_dir``."""
     rows = collect_table(find_runs([sweep_dir]), spec)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = spec.name + ("-smoke" if scale == "smoke" else "")
+    comment = f"make reproduce-table; runs: {sweep_dir}"
+    return rows, write_table_files(rows, spec, out_dir, stem, comment)
+
+
+def write_table_files(
+    rows: list[dict[str, Any]], spec: TableSpec, out_dir: Path, stem: str, comment: str
+) -> dict[str, Path]:
+    """``rows`` rendered as ``<stem>.md``, ``.csv`` and ``.tex`` in ``out_dir``, the
+    Markdown headed by ``comment`` (how it was made); returns format -> path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for fmt in ("md", "csv", "tex"):
         path = out_dir / f"{stem}.{fmt}"
         text = render(rows, spec, fmt)
         if fmt == "md":
-            text = f"<!-- make reproduce-table; runs: {sweep_dir} -->\n{text}"
+            text = f"<!-- {comment} -->\n{text}"
         path.write_text(text)
         written[fmt] = path
-    return rows, written
+    return written
 
 
 def unfilled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
