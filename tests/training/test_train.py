@@ -310,18 +310,23 @@ def test_a_failing_multirun_job_does_not_stop_the_sweep(tmp_path):
     assert done["status"] == "ok" and done["model"]["name"] == "dpanet"
 
 
-def test_eval_release_protocol_is_recorded_and_an_unknown_one_refused(tmp_path, make_dpdd_tree):
-    from dpdeblur.training.evaluate import evaluate
-
-    root, _ = make_dpdd_tree(counts={"test": 2, "val": 1}, size=(24, 40))
+def tiny_dpdnet_weights(path):
+    """A dpdeblur-weights file of a 1/16-width DPDNet (seed 0) at ``path``."""
     torch.manual_seed(0)
-    weights = tmp_path / "w.pt"
     torch.save(
         {"format": "dpdeblur-weights", "version": 1, "model": "dpdnet"}
         | {"model_kwargs": {"width": 0.0625}}
         | {"state_dict": create_model("dpdnet", width=0.0625).state_dict()},
-        weights,
+        path,
     )
+    return path
+
+
+def test_eval_release_protocol_is_recorded_and_an_unknown_one_refused(tmp_path, make_dpdd_tree):
+    from dpdeblur.training.evaluate import evaluate
+
+    root, _ = make_dpdd_tree(counts={"test": 2, "val": 1}, size=(24, 40))
+    weights = tiny_dpdnet_weights(tmp_path / "w.pt")
     common = [f"ckpt={weights}", "data=dpdd", f"data.root={root}", "data.num_workers=0"]
     common += ["metrics.lpips=off"]
     plain = evaluate(make_cfg(tmp_path / "plain", common, "eval"))
@@ -338,14 +343,7 @@ def test_eval_input_bits_and_the_dpanet_protocol_are_recorded(tmp_path, make_dpd
     from dpdeblur.training.evaluate import evaluate
 
     root, _ = make_dpdd_tree(counts={"test": 2, "val": 1}, size=(24, 40))
-    torch.manual_seed(0)
-    weights = tmp_path / "w.pt"
-    torch.save(
-        {"format": "dpdeblur-weights", "version": 1, "model": "dpdnet"}
-        | {"model_kwargs": {"width": 0.0625}}
-        | {"state_dict": create_model("dpdnet", width=0.0625).state_dict()},
-        weights,
-    )
+    weights = tiny_dpdnet_weights(tmp_path / "w.pt")
     common = [f"ckpt={weights}", "data=dpdd", f"data.root={root}", "data.num_workers=0"]
     common += ["metrics.lpips=off", "+model=auto"]  # +model=auto: the file names its model
     plain = evaluate(make_cfg(tmp_path / "plain", common, "eval"))
