@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader, default_collate
 
 from dpdeblur.data.datasets import DPDDDataset
-from dpdeblur.data.streams import Repeat
+from dpdeblur.data.streams import RandomCrops
 from dpdeblur.data.transforms import (
     CenterCrop,
     Compose,
@@ -192,7 +192,7 @@ def test_a_batch_is_written_once_and_collated_without_a_copy(make_dpdd_tree):
         assert batch[role].dtype == torch.uint16 and torch.equal(batch[role], expected[role])
     assert batch["name"] == expected["name"]
     assert torch.equal(default_collate(items)["left"], batch["left"])  # a plain collate copies
-    repeated = Repeat(dataset, 2).__getitems__([5, 3])  # indices 2 and 0
+    repeated = RandomCrops(dataset, 2).__getitems__([5, 3])  # images 2 and 0
     assert torch.equal(collate_samples(repeated)["target"], expected["target"][:2])
 
 

@@ -50,6 +50,49 @@ def test_epoch_stream_sampler_moves_on_each_epoch():
     assert list(sampler) == [6, 7, 8]
 
 
+def test_a_shuffled_epoch_stream_is_a_permutation_of_its_seed_and_epoch():
+    sampler = EpochStreamSampler(10, shuffle=True, seed=4)
+    first = list(sampler)
+    torch.rand(10)  # the process's random state plays no part
+    assert list(sampler) == first and sorted(first) == list(range(10)) and first != sorted(first)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert sorted(second) == list(range(10, 20)) and [i - 10 for i in second] != first
+    assert list(EpochStreamSampler(10, shuffle=True, seed=5)) != first
+
+
+def _crop_batches(root, workers: int, epochs: int = 2, **options) -> list[dict]:
+    torch.manual_seed(123)  # crop_seed: torch's seed when the module is made
+    dm = DPDataModule(
+        "dpdd", root=str(root), batch_size=2, num_workers=workers, crop_size=8, **options
+    )
+    loader = dm.train_dataloader()
+    batches = []
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        batches += list(loader)
+    return batches
+
+
+def test_dpdd_crops_are_the_same_with_any_number_of_workers(make_dpdd_tree):
+    # Each crop and flip is drawn from (crop_seed, epoch, index), never from a worker's
+    # random state; the pixels are copied, not computed, so equality is exact.
+    root, _ = make_dpdd_tree(counts={"train": 3}, size=(20, 28))
+    direct = _crop_batches(root, 0, train_repeats=2)
+    assert len(direct) == 6  # 3 images x 2 crops each, batch 2, two epochs
+    for workers in (1, 2):
+        loaded = _crop_batches(root, workers, train_repeats=2)
+        assert [b["name"] for b in loaded] == [b["name"] for b in direct]
+        for ours, theirs in zip(loaded, direct, strict=True):
+            for key in ("left", "right", "target"):
+                assert torch.equal(ours[key], theirs[key])
+    # another epoch cuts other crops; another seed too
+    first, second = direct[:3], direct[3:]
+    assert any(not torch.equal(a["left"], b["left"]) for a, b in zip(first, second, strict=True))
+    reseeded = _crop_batches(root, 0, train_repeats=2, crop_seed=7)
+    assert any(not torch.equal(a["left"], b["left"]) for a, b in zip(direct, reseeded, strict=True))
+
+
 @pytest.mark.parametrize("name", ["dpdd", "pixel", "synthetic"])
 def test_data_configs_compose_and_instantiate(name, tmp_path):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):

@@ -64,6 +64,62 @@ def test_a_slurm_sweep_that_cannot_run_is_refused_with_the_fix(overrides, proble
     assert fix in str(err.value)
 
 
+def sbatch_flags(launcher, folder: Path) -> list[str]:
+    """The ``#SBATCH`` lines submitit writes for a resolved launcher's resources."""
+    slurm = pytest.importorskip("submitit.slurm.slurm")
+    text = slurm._make_sbatch_string(
+        command="true",
+        folder=folder,
+        gpus_per_node=launcher.gpus_per_node,
+        ntasks_per_node=launcher.tasks_per_node,
+        nodes=launcher.nodes,
+    )
+    return [line for line in text.splitlines() if line.startswith("#SBATCH")]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "gpus", "tasks"),
+    [
+        (["trainer=cpu"], None, 1),
+        (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=4"], None, 4),
+        (["trainer=ddp", "trainer.devices=4"], 4, 4),
+        (["trainer=ddp", "trainer.accelerator=auto", "trainer.devices=2"], 2, 2),  # auto: GPUs
+    ],
+)
+def test_the_slurm_launcher_asks_gpus_only_for_gpu_trainers(tmp_path, overrides, gpus, tasks):
+    cfg = compose_hydra("train", [*TABLE, *overrides])
+    check_slurm(cfg)
+    launcher = OmegaConf.to_object(cfg.hydra.launcher)  # resolved, as the launcher gets it
+    assert launcher.gpus_per_node == gpus and launcher.tasks_per_node == tasks
+    flags = sbatch_flags(launcher, tmp_path)
+    assert f"#SBATCH --ntasks-per-node={tasks}" in flags
+    gpu_flags = [flag for flag in flags if flag.startswith("#SBATCH --gpus-per-node")]
+    assert gpu_flags == ([] if gpus is None else [f"#SBATCH --gpus-per-node={gpus}"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem", "fix"),
+    [
+        (
+            ["trainer=ddp", "trainer.accelerator=cpu"],
+            r"trainer.devices=-1 cannot be asked of SLURM .*--ntasks-per-node=-1",
+            "trainer.accelerator=cpu trainer.devices=4",
+        ),
+        (["trainer=cpu", "trainer.devices=auto"], r"trainer.devices=auto cannot", "ranks"),
+        (
+            ["trainer=cpu", "hydra.launcher.gpus_per_node=2"],
+            r"gpus_per_node=2 but trainer.accelerator=cpu",
+            "drop hydra.launcher.gpus_per_node",
+        ),
+        (["trainer=gpu", "trainer.accelerator=tpu"], r"accelerator=tpu on SLURM", "gpu or cpu"),
+    ],
+)
+def test_a_cpu_slurm_sweep_that_cannot_run_is_refused(overrides, problem, fix):
+    with pytest.raises(ConfigError, match=problem) as err:
+        check_slurm(compose_hydra("train", [*TABLE, *overrides]))
+    assert fix in str(err.value)
+
+
 def test_the_cli_refuses_before_submitting_anything(tmp_path):
     env = {**os.environ, "DPDEBLUR_OUTPUTS": str(tmp_path)}
     start = time.monotonic()

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, IterableDataset
 
 from dpdeblur.data.streams import EpochStreamSampler
+from dpdeblur.training.datamodule import DPDataModule
 from dpdeblur.training.resume import (
     ResumableDataLoader,
     auto_checkpoint,
@@ -180,3 +181,35 @@ def test_a_shuffled_epoch_goes_on_in_the_same_order(workers):
     again = shuffled()
     again.load_state_dict(state)
     assert [batch.tolist() for batch in again] == batches[3:]
+
+
+def test_dpdd_crops_go_on_the_same_after_a_resume_with_workers(make_dpdd_tree):
+    # The crops are drawn from (crop_seed, epoch, index), not from the workers' random
+    # states, which no checkpoint holds: the resumed epoch cuts the crops it would have.
+    root, _ = make_dpdd_tree(counts={"train": 4}, size=(20, 28))
+
+    def loader() -> ResumableDataLoader:
+        dm = DPDataModule(
+            "dpdd", root=str(root), batch_size=2, num_workers=1, crop_size=8, train_repeats=2
+        )
+        dm.crop_seed = 11  # both processes were seeded alike
+        return make_resumable(dm.train_dataloader())
+
+    first = loader()
+    first._set_sampler_epoch(1)
+    batches = list(first)
+    assert len(batches) == 4
+    interrupted = loader()
+    interrupted._set_sampler_epoch(1)
+    iterator = iter(interrupted)
+    next(iterator)
+    state = interrupted.state_dict()
+    del iterator, interrupted
+    torch.rand(100)  # the resumed process's random state is another
+    again = loader()
+    again.load_state_dict(state)
+    resumed = list(again)
+    assert [b["name"] for b in resumed] == [b["name"] for b in batches[1:]]
+    for ours, theirs in zip(resumed, batches[1:], strict=True):
+        for key in ("left", "right", "target"):
+            assert torch.equal(ours[key], theirs[key])

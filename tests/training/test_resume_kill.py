@@ -23,16 +23,22 @@ import torch
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 
-# 16 synthetic scenes, batch 2: 8 steps an epoch; 12 steps in all; last.ckpt every 2 steps.
-# One data-loader worker (persistent, as in the quick start) renders the scenes.
+# 16 samples, batch 2: 8 steps an epoch; 12 steps in all; last.ckpt every 2 steps. One
+# data-loader worker (persistent, as in the quick start) renders the synthetic scenes or
+# cuts the DPDD crops (8 images, 2 crops each).
+DATA = {
+    "synthetic": [
+        "data.synthetic.train_length=16",
+        "data.synthetic.val_length=2",
+        "data.synthetic.size=[32,32]",
+    ],
+    "dpdd": ["data=dpdd", "data.train_repeats=2", "data.cache_dir=null"],
+}
 COMMAND = [
     "model.width=0.0625",
     "data.batch_size=2",
     "data.num_workers=1",
     "data.crop_size=32",
-    "data.synthetic.train_length=16",
-    "data.synthetic.val_length=2",
-    "data.synthetic.size=[32,32]",
     "test=false",
     "metrics.lpips=off",
     "metrics.num_panels=0",
@@ -69,10 +75,19 @@ def load(path: Path) -> dict:
 
 
 @pytest.mark.slow  # three runs of a few seconds each, plus start-up
-def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("data", sorted(DATA))
+def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(
+    tmp_path, data, make_dpdd_tree
+):
+    options = list(DATA[data])
+    if data == "dpdd":  # random crops of 8 images (the crops' seed, epoch and index decide them)
+        root, _ = make_dpdd_tree(counts={"train": 8, "val": 2}, size=(40, 48))
+        options.append(f"data.root={root}")
+
     def kill(marker: Path) -> list[str]:
         """The kill after step 5, unless ``marker`` exists (the same run name either way)."""
         return [
+            *options,
             "+callbacks.kill._target_=fault_callbacks.KillOnce",
             "+callbacks.kill.step=5",
             f"+callbacks.kill.marker={marker}",

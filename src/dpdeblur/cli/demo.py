@@ -33,15 +33,12 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 from dpdeblur.cli.common import run_cli
-from dpdeblur.errors import ConfigError
+from dpdeblur.training.config import PRECISION_ENV, forced_precision
 
 # The least the demo should gain on its test split and on its second test split (docs/demo.md
 # measured +3.46 and +2.11 dB); below either, it says so.
 USUAL_GAIN_DB = 2.0
 USUAL_OTHER_GAIN_DB = 1.0
-PRECISION_ENV = "DPDEBLUR_PRECISION"
-PRECISIONS = {"32": "32-true", "fp32": "32-true", "32-true": "32-true"}
-PRECISIONS |= {"bf16": "bf16-mixed", "bf16-mixed": "bf16-mixed"}
 PROBE_STEPS = (3, 6)  # untimed warm-up steps, then timed steps (their median is reported)
 # The demo's pre-trained weights (make demo-pretrain writes them; docs/demo.md) and the
 # record of how they were made, beside them.
@@ -141,18 +138,14 @@ def choose_precision(requested: str | None, native_bf16: bool) -> tuple[str, str
     """Lightning's precision for the demo and why: ``requested`` (``--precision``), else
     ``$DPDEBLUR_PRECISION``, else ``auto``: bf16 autocast where the CPU computes bf16 in
     hardware, fp32 elsewhere (emulated bf16 is about 8x slower than fp32 there)."""
-    choice = (requested or os.environ.get(PRECISION_ENV) or "auto").strip().lower()
-    if choice == "auto":
+    if requested:
+        precision = forced_precision(requested, "--precision")
+    else:
+        precision = forced_precision(os.environ.get(PRECISION_ENV))
+    if precision is None:
         if native_bf16:
             return "bf16-mixed", "bf16 autocast (this CPU computes bf16 in hardware)"
         return "32-true", "fp32 (no bf16 hardware in this CPU)"
-    if choice not in PRECISIONS:
-        raise ConfigError(
-            f"precision {choice!r} (--precision or ${PRECISION_ENV}) is not one of auto, 32, bf16",
-            None,
-            f"use --precision 32 or {PRECISION_ENV}=32 to force fp32",
-        )
-    precision = PRECISIONS[choice]
     if precision == "32-true":
         return precision, "fp32 (forced)"
     if native_bf16:

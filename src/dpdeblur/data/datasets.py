@@ -135,18 +135,30 @@ class DPFileDataset(Dataset):
             sample["scene"] = record.scene
         return sample
 
-    def transformed_arrays(self, index: int) -> dict:
-        """:meth:`load_arrays` after the transform: HxWx3 arrays, not yet tensors."""
+    def transformed_arrays(self, index: int, rng: np.random.Generator | None = None) -> dict:
+        """:meth:`load_arrays` after the transform: HxWx3 arrays, not yet tensors.
+
+        ``rng`` draws the transform's random choices (crop position, flips); by default a
+        generator drawn from torch's random state (:func:`_transform_rng`).
+        """
         sample = self.load_arrays(index)
         if self.transform is not None:
-            sample = self.transform(sample, _transform_rng())
+            sample = self.transform(sample, rng if rng is not None else _transform_rng())
         return sample
 
     def __getitem__(self, index: int) -> dict:
         return self._to_tensor(self.transformed_arrays(index))
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        """The samples of a batch (a DataLoader calls this with a batch's indices).
+        """The samples of a batch (a DataLoader calls this with a batch's indices); see
+        :meth:`batch`."""
+        return self.batch(indices)
+
+    def batch(
+        self, indices: Sequence[int], rngs: Sequence[np.random.Generator] | None = None
+    ) -> list[dict]:
+        """The samples ``indices``, transformed with ``rngs`` (one generator per sample;
+        by default each drawn from torch's random state).
 
         With ``integer_images`` every image is copied once, from its (memory-mapped) crop
         straight into its row of one uint16 batch tensor per view, made in shared memory in
@@ -155,7 +167,9 @@ class DPFileDataset(Dataset):
         without a second copy (``default_collate`` copies them as usual). A batch whose
         images are not all integers of one size is made sample by sample.
         """
-        samples = [self.transformed_arrays(i) for i in indices]
+        if rngs is None:
+            rngs = [None] * len(indices)
+        samples = [self.transformed_arrays(i, rng) for i, rng in zip(indices, rngs, strict=True)]
         keys = image_keys(samples[0]) if samples else []
         if not self.integer_images or not all(
             is_integer_image(s.get(key)) and s[key].shape == samples[0][key].shape

@@ -1,11 +1,15 @@
 """Index plumbing for training streams, plain torch: an endless synthetic stream whose
-epoch enters each scene's seed, and repeated random crops of a finite dataset."""
+epoch enters each scene's seed, and random crops of a finite dataset whose seed, epoch
+and index decide each crop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 from torch.utils.data import Dataset, Sampler
+
+from dpdeblur.data.datasets import DPFileDataset
 
 
 class EpochStream(Dataset):
@@ -27,36 +31,57 @@ class EpochStream(Dataset):
         return self.base[i]
 
 
-class Repeat(Dataset):
-    """``times`` passes over ``base`` per epoch (fresh random crops each pass).
+class RandomCrops(Dataset):
+    """Random training crops of a finite dataset as an epoch stream: each epoch ``times``
+    passes over ``base`` (fresh crops each pass), every crop a function of the seed, the
+    epoch and its index.
+
+    Index ``epoch * len(self) + j`` is image ``j % len(base)`` (pass ``j // len(base)``),
+    transformed with the generator of ``(seed, epoch, j)``: the same crop and flips in any
+    data-loader worker, with any number of workers, and after a resume mid-epoch (the
+    workers' own random states are never saved). :class:`EpochStreamSampler` yields the
+    indices (shuffled for training). ``base`` is a
+    :class:`~dpdeblur.data.datasets.DPFileDataset` (its ``transform`` draws from the
+    generator it is given; its ``batch`` makes a batch at once).
 
     DPANet's release pre-cut each training image into overlapping 512 patches (about 28
-    per DPDD image); repeating random crops gives an epoch the same number of steps.
+    per DPDD image); ``times`` random crops per image give an epoch the same number of
+    steps.
     """
 
-    def __init__(self, base: Dataset, times: int):
+    def __init__(self, base: DPFileDataset, times: int = 1, seed: int = 0):
         self.base = base
         self.times = max(1, int(times))
+        self.seed = int(seed)
 
     def __len__(self) -> int:
         return len(self.base) * self.times
 
-    def __getitem__(self, index: int) -> dict:
-        return self.base[index % len(self.base)]
+    def locate(self, index: int) -> tuple[int, np.random.Generator]:
+        """Stream index -> (image index of ``base``, the generator of its crop)."""
+        epoch, position = divmod(int(index), len(self))
+        rng = np.random.default_rng([self.seed, epoch, position])
+        return position % len(self.base), rng
 
-    def __getitems__(self, indices: list[int]) -> list[dict]:
-        """A batch at once where ``base`` makes batches itself (``DPFileDataset``)."""
-        wrapped = [int(i) % len(self.base) for i in indices]
-        if hasattr(self.base, "__getitems__"):
-            return self.base.__getitems__(wrapped)
-        return [self.base[i] for i in wrapped]
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """A batch at once (:meth:`~dpdeblur.data.datasets.DPFileDataset.batch`)."""
+        images, rngs = zip(*(self.locate(i) for i in indices), strict=True)
+        return self.base.batch(list(images), list(rngs))
 
 
 class EpochStreamSampler(Sampler[int]):
-    """Yields ``epoch * n + i`` for i in 0..n-1; Lightning calls ``set_epoch`` each epoch."""
+    """Yields ``epoch * n + i`` for the ``n`` indices ``i`` of an epoch, in order or
+    shuffled (a permutation drawn from ``(seed, epoch)``: the same order on every rank and
+    after a resume, whatever the process's random state); Lightning calls ``set_epoch``
+    each epoch."""
 
-    def __init__(self, length: int):
+    def __init__(self, length: int, shuffle: bool = False, seed: int = 0):
         self.length = length
+        self.shuffle = shuffle
+        self.seed = int(seed)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -67,4 +92,7 @@ class EpochStreamSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         start = self.epoch * self.length
-        return iter(range(start, start + self.length))
+        if not self.shuffle:
+            return iter(range(start, start + self.length))
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.length)
+        return iter((start + order).tolist())

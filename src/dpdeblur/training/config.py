@@ -22,6 +22,7 @@ import secrets
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -151,15 +152,75 @@ def _hydra_run_name(default: str) -> str:
     return run_name(overrides, exclude, default)
 
 
+PRECISION_ENV = "DPDEBLUR_PRECISION"
+# The precisions a user may force (``--precision`` of dpdeblur-demo, ``$DPDEBLUR_PRECISION``),
+# as Lightning spells them; ``auto`` (or nothing) leaves the choice to the CPU test.
+FORCED_PRECISIONS = {
+    "32": "32-true",
+    "fp32": "32-true",
+    "32-true": "32-true",
+    "bf16": "bf16-mixed",
+    "bf16-mixed": "bf16-mixed",
+}
+
+
+def forced_precision(value: str | None, source: str = PRECISION_ENV) -> str | None:
+    """The Lightning precision that ``value`` forces, ``None`` for ``auto``, empty or unset.
+
+    ``value`` is a user's choice (``$DPDEBLUR_PRECISION``, the demo's ``--precision``),
+    case and surrounding spaces ignored: ``32``, ``fp32`` or ``32-true`` force fp32, ``bf16``
+    or ``bf16-mixed`` force bf16 autocast. Anything else raises a one-line
+    :class:`ConfigError` naming ``source`` (the variable or flag the value came from) and
+    the accepted values. Shared by the demo and :func:`fast_precision`, so both read the
+    variable alike.
+    """
+    choice = (value or "auto").strip().lower()
+    if choice == "auto":
+        return None
+    if choice not in FORCED_PRECISIONS:
+        accepted = ", ".join(["auto", *FORCED_PRECISIONS])
+        raise ConfigError(
+            f"{source}={choice} is not a precision (one of {accepted})",
+            None,
+            f"use {source}=32 to force fp32, {source}=bf16 for bf16 autocast, or {source}=auto",
+        )
+    return FORCED_PRECISIONS[choice]
+
+
 def fast_precision(accelerator: str = "cpu") -> str:
-    """``${dpdeblur_fast_precision:<accelerator>}``: ``bf16-mixed`` on a CPU that computes
-    bf16 in hardware (AVX512-BF16, AMX, Arm BF16: about 1.6x faster steps there), else
-    ``32-true`` (emulated bf16 is slower; on a GPU choose it yourself)."""
+    """``${dpdeblur_fast_precision:<accelerator>}``: the precision ``$DPDEBLUR_PRECISION``
+    forces (:func:`forced_precision`: ``32`` gives ``32-true``, ``bf16`` gives
+    ``bf16-mixed``, on any accelerator), else ``bf16-mixed`` on a CPU that computes bf16 in
+    hardware (AVX512-BF16, AMX, Arm BF16: about 1.6x faster steps there), else ``32-true``
+    (emulated bf16 is slower; on a GPU choose it yourself)."""
+    forced = forced_precision(os.environ.get(PRECISION_ENV))
+    if forced is not None:
+        return forced
     if str(accelerator) != "cpu":
         return "32-true"
     from dpdeblur.hardware import cpu_has_native_bf16  # imports torch: only when resolved
 
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+# Accelerators whose SLURM jobs ask one GPU per rank. "auto" is assumed to mean GPUs: on a
+# node with GPUs Lightning's auto picks them, and a job that asked none would get no GPU for
+# auto to pick; a sweep meant for CPUs says so with trainer.accelerator=cpu.
+SLURM_GPU_ACCELERATORS = ("gpu", "cuda", "auto")
+
+
+def slurm_gpus_per_node(accelerator: str, devices: Any) -> Any:
+    """``${dpdeblur_slurm_gpus:<accelerator>,<devices>}``: the GPUs a SLURM job asks per node
+    (``hydra.launcher.gpus_per_node`` of ``conf/hydra/launcher/slurm.yaml``).
+
+    ``devices`` (``trainer.devices``) for the GPU accelerators (:data:`SLURM_GPU_ACCELERATORS`,
+    ``auto`` included), unchanged so that :func:`~dpdeblur.training.launch_checks.check_slurm`
+    can refuse ``-1`` or ``auto`` with its fix. ``None`` for ``cpu``: submitit leaves unset
+    parameters out of the sbatch file, so the job asks no GPUs at all (a ``0`` would still be
+    written, as ``--gpus-per-node=0``, which a partition without GPUs may refuse).
+    Other accelerators get ``devices`` too; ``check_slurm`` refuses them before submitting.
+    """
+    return None if str(accelerator).lower() == "cpu" else devices
 
 
 def register_resolvers() -> None:
@@ -168,7 +229,10 @@ def register_resolvers() -> None:
     rows of ``experiments/tables/<table>.yaml`` as one comma-separated string, the form of
     a Hydra sweep (``hydra.sweeper.params.row``). ``${dpdeblur_run_name:<default>}``: the
     job's name from its overrides (:func:`run_name`). ``${dpdeblur_fast_precision:cpu}``:
-    :func:`fast_precision`."""
+    :func:`fast_precision`. ``${dpdeblur_slurm_gpus:<accelerator>,<devices>}``: the GPUs a
+    SLURM job asks per node (:func:`slurm_gpus_per_node`)."""
+    if not OmegaConf.has_resolver("dpdeblur_slurm_gpus"):
+        OmegaConf.register_new_resolver("dpdeblur_slurm_gpus", slurm_gpus_per_node)
     if not OmegaConf.has_resolver("dpdeblur_fast_precision"):
         OmegaConf.register_new_resolver("dpdeblur_fast_precision", fast_precision)
     if not OmegaConf.has_resolver("dpdeblur_run_name"):

@@ -4,7 +4,10 @@ Configured from ``conf/data/{dpdd,pixel,synthetic}.yaml``. Training on DPDD crop
 (see :func:`dpdeblur.data.transforms.train_transforms`); validation and test score whole
 images (``val_crop`` may centre-crop validation for quick feedback; test never crops).
 Synthetic training data is streamed: every epoch renders new scenes (the sampler's epoch
-enters each scene's seed), while the synthetic val/test splits are fixed.
+enters each scene's seed), while the synthetic val/test splits are fixed. DPDD's training
+crops are a stream too (:class:`~dpdeblur.data.streams.RandomCrops`): each crop and the
+epoch's order follow from ``crop_seed``, the epoch and the index, not from a worker's
+random state, so any number of workers and a resumed run cut the same crops.
 
 Feeding a GPU from DPDD (docs/data.md, "Feeding a GPU"):
 
@@ -35,7 +38,7 @@ from dpdeblur.data.cache import default_cache_dir
 from dpdeblur.data.datasets import TRAIN_ROLES, DPDDDataset, DPFileDataset, PixelDataset
 from dpdeblur.data.layout import resolve_dpdd_root
 from dpdeblur.data.pool import ScenePool, render_pool
-from dpdeblur.data.streams import EpochStream, EpochStreamSampler, Repeat
+from dpdeblur.data.streams import EpochStream, EpochStreamSampler, RandomCrops
 from dpdeblur.data.synthetic import SyntheticDPDataset
 from dpdeblur.data.transforms import (
     CenterCrop,
@@ -115,6 +118,10 @@ class DPDataModule(L.LightningDataModule):
         keep_orientation: PIXEL only; keep portrait captures as they are.
         synthetic: options of :class:`dpdeblur.data.synthetic.SyntheticDPDataset` plus
             ``train_length``/``val_length``/``test_length``.
+        crop_seed: seed of the DPDD/PIXEL training crops and their order
+            (:class:`~dpdeblur.data.streams.RandomCrops`); ``None``: torch's seed when the
+            module is made (``seed_everything(cfg.seed)`` in training), so a run and its
+            resumption cut the same crops.
     """
 
     def __init__(
@@ -136,6 +143,7 @@ class DPDataModule(L.LightningDataModule):
         cache_dir: str | None = AUTO,
         keep_orientation: bool = False,
         synthetic: dict[str, Any] | None = None,
+        crop_seed: int | None = None,
     ):
         super().__init__()
         if dataset not in DATASETS:
@@ -165,6 +173,7 @@ class DPDataModule(L.LightningDataModule):
         self.cache_dir = cache_dir
         self.keep_orientation = keep_orientation
         self.synthetic = dict(synthetic or {})
+        self.crop_seed = torch.initial_seed() if crop_seed is None else int(crop_seed)
         self.datasets: dict[str, Dataset] = {}
 
     # -- datasets ---------------------------------------------------------------------
@@ -356,10 +365,17 @@ class DPDataModule(L.LightningDataModule):
                 workers=0 if pooled else None,
                 persistent=not pooled,
             )
-        if self.train_repeats > 1:
-            dataset = Repeat(dataset, self.train_repeats)
+        # Every crop a function of (crop_seed, epoch, index), the order of (crop_seed,
+        # epoch): the same in any worker and after a resume mid-epoch.
+        crops = RandomCrops(dataset, self.train_repeats, self.crop_seed)
         persistent = self.persistent_workers in (True, AUTO)
-        return self._loader(dataset, self.batch_size, True, persistent=persistent)
+        return self._loader(
+            crops,
+            self.batch_size,
+            False,
+            EpochStreamSampler(len(crops), shuffle=True, seed=self.crop_seed),
+            persistent=persistent,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.build("val"), 1, False, persistent=self.persistent_workers is True)

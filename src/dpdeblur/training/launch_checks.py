@@ -6,9 +6,13 @@ before the sweeper or the launcher starts, so a SLURM sweep whose jobs could not
 refused in one line on the submitting machine, instead of failing in every job hours later
 in the queue. For ``hydra/launcher=slurm`` (:func:`check_slurm`):
 
-- ``trainer.devices`` is a number of GPUs per node (-1, "all visible", cannot be asked of
-  SLURM: sbatch would get ``--gpus-per-node=-1``);
-- one task per GPU and the node count of the trainer: Lightning runs one DDP rank per
+- ``trainer.devices`` is a number of devices per node (-1, "all visible", cannot be asked
+  of SLURM: sbatch would get ``--gpus-per-node=-1`` or ``--ntasks-per-node=-1``);
+- GPUs per node follow the trainer's accelerator
+  (:func:`~dpdeblur.training.config.slurm_gpus_per_node`): ``trainer.devices`` for
+  ``gpu``, ``cuda`` and ``auto``, none for ``cpu`` (a CPU trainer, one process or CPU DDP,
+  must not hold GPUs it never uses); other accelerators are refused;
+- one task per device and the node count of the trainer: Lightning runs one DDP rank per
   SLURM task and refuses a job whose tasks per node differ from ``trainer.devices``;
 - training resumes after a requeue (``ckpt_path=auto``): the launcher requeues a job on
   its time limit and on preemption, and a job started again without it would train from
@@ -29,6 +33,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dpdeblur.errors import ConfigError
+from dpdeblur.training.config import SLURM_GPU_ACCELERATORS
 
 SLURM_LAUNCHER = "SlurmLauncher"
 
@@ -47,18 +52,38 @@ def check_slurm(cfg: DictConfig) -> None:
         return
     trainer = cfg.get("trainer") or {}
     devices, nodes = trainer.get("devices", 1), _int(trainer.get("num_nodes", 1)) or 1
+    accelerator = str(trainer.get("accelerator", "cpu")).lower()
+    if accelerator not in (*SLURM_GPU_ACCELERATORS, "cpu"):
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} on SLURM: a job asks GPUs (gpu, cuda, auto) "
+            "or only CPUs (cpu)",
+            None,
+            "set trainer.accelerator to gpu or cpu, or use another launcher",
+        )
+    on_cpu = accelerator == "cpu"
     count = _int(devices)
     if count is None or count < 1:
+        asked = "a number of processes" if on_cpu else "a number of GPUs"
+        flag = "--ntasks-per-node" if on_cpu else "--gpus-per-node"
+        example = "trainer.accelerator=cpu trainer.devices=4" if on_cpu else "trainer.devices=4"
         raise ConfigError(
-            f"trainer.devices={devices} cannot be asked of SLURM (a job asks a number of GPUs "
-            f"per node; sbatch would get --gpus-per-node={devices})",
+            f"trainer.devices={devices} cannot be asked of SLURM (a job asks {asked} per node; "
+            f"sbatch would get {flag}={devices})",
             None,
-            "set trainer.devices to the GPUs per node, e.g. trainer=ddp trainer.devices=4",
+            f"set trainer.devices to the {'ranks' if on_cpu else 'GPUs'} per node, e.g. "
+            f"trainer=ddp {example}",
         )
     tasks = _int(OmegaConf.select(cfg, "hydra.launcher.tasks_per_node"))
     gpus = _int(OmegaConf.select(cfg, "hydra.launcher.gpus_per_node"))
-    on_gpu = str(trainer.get("accelerator", "cpu")) in ("gpu", "cuda")
-    if on_gpu and gpus != count:
+    if on_cpu and gpus:
+        raise ConfigError(
+            f"hydra.launcher.gpus_per_node={gpus} but trainer.accelerator=cpu: the job would "
+            "hold GPUs it never uses",
+            None,
+            "drop hydra.launcher.gpus_per_node (a CPU trainer asks none), or train on them "
+            "with trainer.accelerator=gpu",
+        )
+    if not on_cpu and gpus != count:
         raise ConfigError(
             f"hydra.launcher.gpus_per_node={gpus} but trainer.devices={count}",
             None,

@@ -18,7 +18,7 @@
 
 With all three, a run killed mid-epoch and started again with ``ckpt_path=auto`` reaches
 the weights of an uninterrupted run (``tests/training/test_resume_kill.py``), for data whose
-samples are a function of their epoch and index (the synthetic stream).
+samples are a function of their epoch and index (the synthetic stream, DPDD's crops).
 """
 
 from __future__ import annotations
@@ -162,11 +162,12 @@ class ResumableDataLoader(DataLoader):
     torch's random state where the epoch drew its order. Loading it sets the sampler's
     epoch and makes the next iteration draw its order from that state again (a shuffling
     sampler draws the same order) and skip the consumed batches' indices (nothing is loaded
-    or rendered for them). So the rest of the epoch has the same samples in the same order;
-    random crops drawn in data-loader workers differ (the workers' generators are not
-    saved), those drawn in the main process do not (``num_workers=0``; the training task
-    restores the main process's random state). Only methods are added to ``DataLoader``,
-    so :func:`make_resumable` can turn a loader built elsewhere into one.
+    or rendered for them). So the rest of the epoch has the same samples in the same order.
+    The samples themselves are the same where they are a function of their epoch and index
+    (the synthetic stream, DPDD's :class:`~dpdeblur.data.streams.RandomCrops`); random
+    choices a dataset draws from a data-loader worker's own generator would differ (the
+    workers' generators are not saved). Only methods are added to ``DataLoader``, so
+    :func:`make_resumable` can turn a loader built elsewhere into one.
     """
 
     # Batches drawn are batches consumed: Lightning's training loop fetches ahead only from

@@ -43,7 +43,7 @@ from skimage import data as skimage_data
 from torch.utils.data import DataLoader, Dataset
 
 from dpdeblur.data.datasets import TRAIN_ROLES, DPDDDataset
-from dpdeblur.data.streams import Repeat
+from dpdeblur.data.streams import RandomCrops
 from dpdeblur.data.transforms import train_transforms
 from dpdeblur.data.writer import write_split
 from dpdeblur.hardware import describe_machine, load_average
@@ -212,7 +212,7 @@ def measure_data_path(
             roles=TRAIN_ROLES,
         )
         cached_loader = cached_dm.train_dataloader()
-        float_loader = training_loader(Repeat(floats, repeats), workers)
+        float_loader = training_loader(RandomCrops(floats, repeats), workers)
         per_round = []
         first_batch_s = []
         for index in range(rounds):
