@@ -16,15 +16,15 @@ different sizes, or an 8-bit file where 16 bits are expected raise a one-line
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
+from dpdeblur.data.batch_buffers import BUFFERS_KEY, SharedBatchBuffers
 from dpdeblur.data.cache import ArrayCache
 from dpdeblur.data.io import read_raw
 from dpdeblur.data.layout import DPRecord, index_dpdd_split, index_pixel, resolve_dpdd_root
@@ -80,6 +80,7 @@ class DPFileDataset(Dataset):
         self.rotate_portrait = rotate_portrait
         self.integer_images = integer_images
         self._to_tensor = ToTensor(integers=integer_images)
+        self.buffers = SharedBatchBuffers()
         self._warned: set[Path] = set()
 
     def __len__(self) -> int:
@@ -161,10 +162,13 @@ class DPFileDataset(Dataset):
         by default each drawn from torch's random state).
 
         With ``integer_images`` every image is copied once, from its (memory-mapped) crop
-        straight into its row of one uint16 batch tensor per view, made in shared memory in
-        a data-loader worker; the samples' images are those rows, which
-        :func:`~dpdeblur.data.transforms.collate_samples` hands on as the batch tensor
-        without a second copy (``default_collate`` copies them as usual). A batch whose
+        straight into its row of one uint16 batch tensor per view; the samples' images are
+        those rows, which :func:`~dpdeblur.data.transforms.collate_samples` hands on as the
+        batch tensor without a second copy (``default_collate`` copies them as usual). In a
+        data-loader worker the batch tensors are shared memory: one of the worker's buffers
+        whose last batch is gone from the training process where there is one
+        (:class:`~dpdeblur.data.batch_buffers.SharedBatchBuffers`; the samples then carry
+        its lease under :data:`~dpdeblur.data.batch_buffers.BUFFERS_KEY`). A batch whose
         images are not all integers of one size is made sample by sample.
         """
         if rngs is None:
@@ -177,19 +181,19 @@ class DPFileDataset(Dataset):
             for key in keys
         ):
             return [self._to_tensor(s) for s in samples]
-        in_worker = get_worker_info() is not None
+        shapes = {}
         for key in keys:
             height, width, channels = samples[0][key].shape
-            shape = (len(samples), channels, height, width)
-            if in_worker:  # what the main process receives: no copy into shared memory
-                storage = torch.UntypedStorage._new_shared(math.prod(shape) * 2)
-                batch = torch.empty(0, dtype=torch.uint16).set_(storage, 0, shape)
-            else:
-                batch = torch.empty(shape, dtype=torch.uint16)
+            shapes[key] = (len(samples), channels, height, width)
+        batches, lease = self.buffers.batch_tensors(shapes)
+        for key, batch in batches.items():
             rows = batch.numpy()
             for i, sample in enumerate(samples):
                 chw_uint16(sample[key], out=rows[i])
                 sample[key] = batch[i]
+        if lease is not None:
+            for sample in samples:
+                sample[BUFFERS_KEY] = lease
         return samples
 
 

@@ -234,9 +234,8 @@ def chw_uint16(value: np.ndarray, out: np.ndarray | None = None) -> torch.Tensor
 
 def collate_samples(samples: list[Sample]) -> Sample:
     """``default_collate``, except that image tensors which already are the rows of one
-    batch tensor (as :meth:`DPFileDataset.__getitems__
-    <dpdeblur.data.datasets.DPFileDataset.__getitems__>` makes them) are passed on as that
-    tensor, not copied again."""
+    batch tensor (as :meth:`DPFileDataset.batch <dpdeblur.data.datasets.DPFileDataset.batch>`
+    makes them) are passed on as that tensor, not copied again."""
     if not samples:
         return default_collate(samples)
     batched = {}

@@ -34,6 +34,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dpdeblur.data.batch_buffers import BUFFERS_KEY
 from dpdeblur.data.cache import default_cache_dir
 from dpdeblur.data.datasets import TRAIN_ROLES, DPDDDataset, DPFileDataset, PixelDataset
 from dpdeblur.data.layout import resolve_dpdd_root
@@ -268,6 +269,7 @@ class DPDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is not None and any(converted[k] is not batch[k] for k in batch):
             converted = trainer.precision_plugin.convert_input(converted)
+        converted.pop(BUFFERS_KEY, None)  # the workers' buffer lease, of no use from here
         return converted
 
     # -- datasets (DPDD, PIXEL) ------------------------------------------------------------

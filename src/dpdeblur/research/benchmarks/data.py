@@ -13,7 +13,10 @@ training):
   training loader (batch 4, ``workers`` persistent workers, memory not pinned: there is no
   GPU here; the rate after the first batch, i.e. without the workers' start). The few
   written images are repeated (``train_repeats``) so that an epoch holds all the timed
-  samples, as DPDD's 350 images do: with six images an epoch would end every six samples;
+  samples, as DPDD's 350 images do: with six images an epoch would end every six samples.
+  Each batch is dropped on arrival, as a training step drops it after the copy to the GPU,
+  so the workers write into their shared-memory buffers again
+  (:mod:`~dpdeblur.data.batch_buffers`);
 - the float32 path as it was before (samples converted to float32 in the workers), from
   the cache, the same two ways.
 
