@@ -10,19 +10,11 @@ import torch
 import dpdeblur
 from dpdeblur.errors import CheckpointError, ConfigError
 from dpdeblur.inference.engine import resolve_device
-from dpdeblur.models import create_model
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("dpdnet", width=0.125).eval()
-
-
-@pytest.fixture(scope="module")
-def pair():
-    rng = np.random.default_rng(0)
-    return rng.random((40, 72, 3), dtype=np.float32), rng.random((40, 72, 3), dtype=np.float32)
+def pair(random_pair):
+    return random_pair(0, 40, 72)
 
 
 def direct(model, left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -7,19 +7,11 @@ import pytest
 import torch
 
 import dpdeblur
-from dpdeblur.models import create_model
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("dpdnet", width=0.125).eval()
-
-
-@pytest.fixture(scope="module")
-def pair():
-    rng = np.random.default_rng(1)
-    return rng.random((24, 40, 3), dtype=np.float32), rng.random((24, 40, 3), dtype=np.float32)
+def pair(random_pair):
+    return random_pair(1, 24, 40)
 
 
 def test_floats_in_0_255_are_refused_with_the_fix(model, pair):

@@ -8,20 +8,12 @@ import torch
 
 import dpdeblur
 from dpdeblur.inference.margins import tiling_spec
-from dpdeblur.models import create_model
 from dpdeblur.models.release_protocol import InputBits, ReleaseProtocol, quantise_views
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return create_model("dpdnet", width=0.125).eval()
-
-
-@pytest.fixture(scope="module")
-def pair():
-    rng = np.random.default_rng(3)
-    return rng.random((32, 48, 3), dtype=np.float32), rng.random((32, 48, 3), dtype=np.float32)
+def pair(random_pair):
+    return random_pair(3, 32, 48)
 
 
 def _quantised(view: np.ndarray) -> np.ndarray:

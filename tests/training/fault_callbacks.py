@@ -31,35 +31,16 @@ class PoisonRank(Callback):
             batch["target"].fill_(float("nan"))
 
 
-class KillOnce(Callback):
-    """SIGKILL this process right after training step ``step``, once: ``marker`` records
-    the kill, so the same command started again trains through."""
-
-    def __init__(self, step: int, marker: str):
-        self.step = step
-        self.marker = Path(marker)
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        if trainer.global_step == self.step and not self.marker.exists():
-            self.marker.write_text(f"killed after step {self.step}\n")
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
 class SignalOnce(Callback):
-    """Send ``signum`` (a name: SIGTERM, SIGUSR2) to this process after training step
-    ``step``, on rank ``rank`` only."""
+    """Send ``signum`` (a name: SIGTERM, SIGUSR2, SIGKILL) to this process after training
+    step ``step``, on rank ``rank`` only; with ``marker``, once: the file records the
+    signal, so the same command started again trains through."""
 
-    def __init__(self, signum: str = "SIGTERM", step: int = 3, rank: int = 0):
+    def __init__(self, signum: str = "SIGTERM", step: int = 3, rank: int = 0, marker: str = ""):
         self.signum = signal.Signals[signum]
         self.step = step
         self.rank = rank
+        self.marker = Path(marker) if marker else None
 
     def on_train_batch_end(
         self,
@@ -69,5 +50,10 @@ class SignalOnce(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if trainer.global_rank == self.rank and trainer.global_step == self.step:
-            os.kill(os.getpid(), self.signum)
+        if trainer.global_rank != self.rank or trainer.global_step != self.step:
+            return
+        if self.marker is not None:
+            if self.marker.exists():
+                return
+            self.marker.write_text(f"{self.signum.name} after step {self.step}\n")
+        os.kill(os.getpid(), self.signum)

@@ -88,7 +88,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(
         """The kill after step 5, unless ``marker`` exists (the same run name either way)."""
         return [
             *options,
-            "+callbacks.kill._target_=fault_callbacks.KillOnce",
+            "+callbacks.kill._target_=fault_callbacks.SignalOnce",
+            "+callbacks.kill.signum=SIGKILL",
             "+callbacks.kill.step=5",
             f"+callbacks.kill.marker={marker}",
         ]

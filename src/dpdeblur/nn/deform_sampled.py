@@ -99,18 +99,29 @@ def _tap_major(weight: Tensor) -> Tensor:
     return weight.reshape(out_channels, channels, -1).transpose(1, 2)
 
 
-def _forward(x, offset, mask, weight, bias, geometry, compute_dtype, max_column_bytes):
+def _prepare(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, geometry: tuple):
+    """What the forward and backward passes both start from: the sizes, the sampling
+    dtype (float32 at least), the taps' sampling grid, the input and the modulation in
+    that dtype, and the bytes of one sampled element."""
     stride, padding, dilation = geometry
     batch, channels, height, width = x.shape
-    out_channels, _, kh, kw = weight.shape
-    taps, (out_h, out_w) = kh * kw, offset.shape[-2:]
-    pixels = out_h * out_w
+    kh, kw = weight.shape[-2:]
+    taps, pixels = kh * kw, offset.shape[-2] * offset.shape[-1]
     dtype = wide_dtype(x.dtype)
     grid = sampling_grid(offset.to(dtype), (height, width), (kh, kw), stride, padding, dilation)
     xs, modulation = x.to(dtype), mask.to(dtype).reshape(batch, taps, 1, pixels)
+    element = torch.finfo(dtype).bits // 8
+    return batch, channels, taps, pixels, dtype, grid, xs, modulation, element
+
+
+def _forward(x, offset, mask, weight, bias, geometry, compute_dtype, max_column_bytes):
+    batch, channels, taps, pixels, _, grid, xs, modulation, element = _prepare(
+        x, offset, mask, weight, geometry
+    )
+    out_channels = weight.shape[0]
+    out_h, out_w = offset.shape[-2:]
     taps_weight = _tap_major(weight).to(compute_dtype)
     out = x.new_empty(batch, out_channels, pixels, dtype=compute_dtype)
-    element = torch.finfo(dtype).bits // 8
     for b in range(batch):
         chunks = _channel_chunks(channels, taps, pixels, element, max_column_bytes)
         for first, (start, stop) in enumerate(chunks):
@@ -129,14 +140,11 @@ def _forward(x, offset, mask, weight, bias, geometry, compute_dtype, max_column_
 
 def _backward(grad, x, offset, mask, weight, bias_dtype, geometry, compute, budget, needs):
     needs_x, needs_offset, needs_mask, needs_weight, needs_bias = needs
-    stride, padding, dilation = geometry
-    batch, channels, height, width = x.shape
-    out_channels, _, kh, kw = weight.shape
-    taps, (out_h, out_w) = kh * kw, offset.shape[-2:]
-    pixels = out_h * out_w
-    dtype = wide_dtype(x.dtype)
-    grid = sampling_grid(offset.to(dtype), (height, width), (kh, kw), stride, padding, dilation)
-    xs, modulation = x.to(dtype), mask.to(dtype).reshape(batch, taps, 1, pixels)
+    batch, channels, taps, pixels, dtype, grid, xs, modulation, element = _prepare(
+        x, offset, mask, weight, geometry
+    )
+    height, width = x.shape[-2:]
+    out_channels = weight.shape[0]
     taps_weight = _tap_major(weight).to(compute)
     grad = grad.to(compute).reshape(batch, out_channels, pixels)
     sampling = needs_x or needs_offset
@@ -144,7 +152,6 @@ def _backward(grad, x, offset, mask, weight, bias_dtype, geometry, compute, budg
     grad_grid = torch.zeros_like(grid) if needs_offset else None
     grad_mask = xs.new_zeros(batch, taps, pixels) if needs_mask else None
     grad_weight = xs.new_zeros(out_channels, taps, channels) if needs_weight else None
-    element = torch.finfo(dtype).bits // 8
     for b in range(batch):
         for start, stop in _channel_chunks(channels, taps, pixels, element, budget):
             with torch.enable_grad():

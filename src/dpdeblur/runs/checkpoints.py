@@ -40,21 +40,30 @@ WEIGHTS_VERSION = 1
 AUTO_MODEL = "auto"  # --model auto / model=auto: the model the checkpoint names or is
 
 
-def read_checkpoint(path: str | Path) -> Any:
+def read_checkpoint(path: str | Path, mmap: bool = False) -> Any:
     """``torch.load`` a checkpoint on the CPU with one-line errors (an HDF5 file: Keras's
-    weights, read by :func:`~dpdeblur.runs.releases.dpdnet_keras.read_keras_hdf5`)."""
+    weights, read by :func:`~dpdeblur.runs.releases.dpdnet_keras.read_keras_hdf5`).
+
+    The restricted loader (``weights_only``) first, then the full one (Lightning
+    checkpoints may hold objects the restricted loader refuses). ``mmap``: map the tensors
+    instead of reading them (a large file costs little when only its metadata is wanted);
+    a file torch cannot map (the legacy format) is read whole.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path, "check the path (ckpt=...)")
     if is_hdf5(path):  # a Keras file (DPDNet's release): h5py reads it, torch cannot
         return read_keras_hdf5(path)
+    attempts = [{"weights_only": True}, {"weights_only": False}]
+    if mmap:
+        attempts = [{**options, "mmap": True} for options in attempts] + attempts
+    for options in attempts[:-1]:
+        try:
+            return torch.load(path, map_location="cpu", **options)
+        except Exception:
+            pass
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        pass
-    try:
-        # Lightning checkpoints may hold objects the restricted loader refuses.
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", **attempts[-1])
     except Exception as err:
         raise CheckpointError(
             f"not a readable checkpoint ({type(err).__name__})",

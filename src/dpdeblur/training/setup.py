@@ -26,6 +26,7 @@ from torch import nn
 from dpdeblur.data.check import check_dataset
 from dpdeblur.errors import CheckpointError, ConfigError, DataError, DpdeblurError
 from dpdeblur.models import is_model, model_info
+from dpdeblur.runs.checkpoints import read_checkpoint
 from dpdeblur.training.config import config_dir
 from dpdeblur.training.config_errors import hydra_hint
 
@@ -151,20 +152,7 @@ def model_overrides(stored: Mapping[str, Any], model_override: str = "model=") -
 def stored_model(path: str | Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The model config a checkpoint names (None if it names none) and where it stopped
     (``global_step``, ``epoch``): read memory-mapped, so a large file costs little."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError("checkpoint not found", path, "check the path")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise CheckpointError(
-                f"not a readable checkpoint ({type(err).__name__})",
-                path,
-                "the file is corrupt or not a torch checkpoint",
-            ) from None
+    payload = read_checkpoint(path, mmap=True)
     if not isinstance(payload, Mapping):
         return None, {}
     where = {k: payload.get(k) for k in ("global_step", "epoch") if k in payload}
