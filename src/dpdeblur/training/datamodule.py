@@ -17,6 +17,9 @@ Feeding a GPU from DPDD (docs/data.md, "Feeding a GPU"):
 - DPDD and PIXEL samples travel as uint16 tensors (half the bytes of float32 through the
   workers' shared memory and to the GPU) and :meth:`DPDataModule.on_after_batch_transfer`
   divides them by 65535 on the device;
+- workers write their batches into shared-memory buffers they keep, each written again
+  once the training process has freed the batch in it
+  (:mod:`dpdeblur.data.batch_buffers`);
 - ``num_workers``, ``pin_memory`` and ``persistent_workers`` default to ``auto``:
   :func:`auto_workers` workers per process, memory pinned when training on CUDA, and
   training workers kept alive across epochs.
