@@ -12,7 +12,7 @@ TEST_WORKERS ?= 2
 # everything (a test step 20x slower). Passive waiting costs nothing measurable alone.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install demo demo-pretrain test test-fast lint import-graph format bench bench-data gpu-check reproduce-table clean
+.PHONY: help install demo demo-pretrain test test-fast lint import-graph format bench bench-data bench-precision gpu-check reproduce-table clean
 
 help:
 	@echo "make demo        synthetic DP data, the pre-trained demo network fine-tuned and scored on two test splits -> outputs/demo/ (CPU, docs/demo.md)"
@@ -22,6 +22,7 @@ help:
 	@echo "make import-graph  the imports between the package's layers, as Mermaid (docs/design.md)"
 	@echo "make bench       params, MACs, timings, full-res memory, data path, figures, CPU training variants -> experiments/results/ (10-18 min, 2 CPU cores)"
 	@echo "make bench-data  data-loader samples/s: PNG decoding vs the uint16 .npy cache"
+	@echo "make bench-precision  fp32 vs bf16 training accuracy -> experiments/results/precision_accuracy.json (~12 min on 2 free cores)"
 	@echo "make gpu-check   CUDA tests, GPU numerics vs float64, training steps, trainer=gpu/ddp -> experiments/results/gpu_check.json (<= 8 min on one GPU)"
 	@echo "make reproduce-table TABLE=dpanet-4 DATA=/path/to/dd_dp_dataset_png"
 	@echo "                 a paper table's sweep, rendered into experiments/results/ (SCALE=smoke: CPU check)"
@@ -67,6 +68,9 @@ bench: $(STAMP)
 
 bench-data: $(STAMP)
 	$(BIN)/dpdeblur-bench data --out experiments/results/bench_data.json
+
+bench-precision: $(STAMP)
+	$(BIN)/dpdeblur-bench precision-accuracy --out experiments/results/precision_accuracy.json
 
 # On a machine without CUDA it checks the numerics on the CPU and records the rest as skipped.
 gpu-check: $(STAMP)

@@ -10,6 +10,7 @@
     dpdeblur-bench deblur-tiles                           # whole vs tiled deblurring
     dpdeblur-bench correlation-memory                     # the correlation's peak memory
     dpdeblur-bench dcn --out experiments/results          # DPANet: torchvision vs sampled DCN
+    dpdeblur-bench precision-accuracy                     # does bf16 autocast hold accuracy?
     dpdeblur-bench gpu-check                              # make gpu-check (CPU: numerics only)
 
 This module only parses arguments; the measurements are :mod:`dpdeblur.research.benchmarks`.
@@ -41,6 +42,11 @@ from dpdeblur.research.benchmarks.dcn import measure_dcn, render_dcn
 from dpdeblur.research.benchmarks.figures import DEFAULT_BENCH, draw_bench_figures
 from dpdeblur.research.benchmarks.fullres import DPDD_FULL_SIZE, measure_full_resolution
 from dpdeblur.research.benchmarks.macs import count_registry_macs, format_table, macs_payload
+from dpdeblur.research.benchmarks.precision_accuracy import (
+    AccuracyPlan,
+    measure_precision_accuracy,
+    render_precision_accuracy,
+)
 from dpdeblur.research.benchmarks.profile import profile_data_path, profile_train_step
 from dpdeblur.research.benchmarks.selection import (
     build_model,
@@ -539,6 +545,113 @@ def run_dcn(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- precision-accuracy ----------------------------------------------------------------
+
+
+def add_precision_accuracy(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "precision-accuracy",
+        help="does bf16 autocast hold accuracy? fp32 vs bf16 training, scored in fp32",
+        description="Trains each model from one initialisation on the same synthetic DP "
+        "batches twice, in fp32 and under bf16 autocast, for several seeds; scores both in "
+        "fp32 (PSNR on held-out scenes) and says per model whether bf16 holds accuracy "
+        "(dpdeblur.research.benchmarks.precision_accuracy).",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(AccuracyPlan.models),
+        metavar="NAME",
+        help=f"registry names or patterns (default: {' '.join(AccuracyPlan.models)})",
+    )
+    default_steps = [str(AccuracyPlan.steps), *(f"{m}={n}" for m, n in AccuracyPlan.model_steps)]
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        default=None,
+        metavar="N|NAME=N",
+        help="optimiser steps per run; NAME=N gives one model its own "
+        f"(default: {' '.join(default_steps)})",
+    )
+    parser.add_argument("--seeds", type=int, default=AccuracyPlan.seeds, help="training seeds")
+    parser.add_argument("--crop", type=int, default=AccuracyPlan.crop, help="scene side (px)")
+    parser.add_argument("--batch", type=int, default=AccuracyPlan.batch)
+    parser.add_argument("--lr", type=float, default=AccuracyPlan.lr, help="AdamW lr")
+    parser.add_argument("--warmup", type=int, default=AccuracyPlan.warmup, help="warm-up steps")
+    parser.add_argument("--train-scenes", type=int, default=AccuracyPlan.train_scenes)
+    parser.add_argument("--test-scenes", type=int, default=AccuracyPlan.test_scenes)
+    parser.add_argument(
+        "--max-coc", type=float, default=AccuracyPlan.max_coc_px, help="largest blur radius (px)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--quick", action="store_true", help="a few steps at 32x32 (smoke test)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS / "precision_accuracy.json")
+    parser.set_defaults(func=run_precision_accuracy)
+
+
+def _parse_steps(items: list[str] | None) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """``--steps``: the count for every model and the ``NAME=N`` pairs (not given: the
+    plan's defaults)."""
+    if items is None:
+        return AccuracyPlan.steps, AccuracyPlan.model_steps
+    default, pairs = AccuracyPlan.steps, []
+    for item in items:
+        name, _, count = item.rpartition("=")
+        if not count.isdigit() or int(count) < 1:
+            raise DpdeblurError(
+                f"--steps {item}: not a positive step count", fix="e.g. --steps 300 k3dn_tiny=200"
+            )
+        if name:
+            pairs.append((name, int(count)))
+        else:
+            default = int(count)
+    return default, tuple(pairs)
+
+
+def run_precision_accuracy(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.crop % 8 or min(args.seeds, args.batch, args.warmup, args.test_scenes) < 1:
+        raise DpdeblurError(
+            "--crop must be a multiple of 8, --seeds, --batch, --warmup and --test-scenes "
+            "at least 1",
+            fix="e.g. --crop 64 --seeds 3 --batch 4",
+        )
+    steps, model_steps = _parse_steps(args.steps)
+    plan = AccuracyPlan(
+        models=tuple(resolve_model_names(args.models)),
+        steps=steps,
+        model_steps=model_steps,
+        seeds=args.seeds,
+        crop=args.crop,
+        batch=args.batch,
+        lr=args.lr,
+        warmup=args.warmup,
+        train_scenes=max(args.train_scenes, args.batch),
+        test_scenes=args.test_scenes,
+        max_coc_px=args.max_coc,
+        device=resolve_device(args.device),
+    )
+    unknown = sorted({name for name, _ in model_steps} - set(plan.models))
+    if unknown and args.steps is not None:
+        raise DpdeblurError(
+            f"--steps names {', '.join(unknown)}, which --models does not run",
+            fix="add it to --models or drop its NAME=N",
+        )
+    plan = plan.quick() if args.quick else plan
+    by_hand = Path(sys.argv[0]).name in ("dpdeblur-bench", "bench.py")
+    command = " ".join(["dpdeblur-bench", *sys.argv[1:]]) if by_hand else None
+
+    def save(results: dict) -> None:  # after every model: an interrupted run keeps them
+        _write_json(args.out, {"command": command, **results})
+
+    results = measure_precision_accuracy(plan, on_model=save)
+    print(render_precision_accuracy(results))
+    print(f"wrote {args.out}")
+    return 0
+
+
 # -- gpu-check ------------------------------------------------------------------------------
 
 
@@ -575,6 +688,7 @@ SUBCOMMANDS = (
     add_deblur_tiles,
     add_correlation_memory,
     add_dcn,
+    add_precision_accuracy,
     add_gpu_check,
 )
 

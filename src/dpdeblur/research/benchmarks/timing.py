@@ -95,7 +95,9 @@ def training_loss(output: Tensor | DeblurOutput, batch: dict) -> Tensor:
     """The project's training loss for this kind of output: Charbonnier, plus K3DN's
     0.1 x reblur term when the model returns a reblurred image (conf/loss/k3dn.yaml)."""
     terms = {"charbonnier": 1.0}
-    if isinstance(output, DeblurOutput) and output.reblurred is not None:
+    if isinstance(output, DeblurOutput) and (
+        output.reblurred is not None or output.reblur_fn is not None
+    ):
         terms["reblur"] = 0.1
     total, _ = CompositeLoss(terms)(output, batch)
     return total
