@@ -9,6 +9,8 @@ import torch
 from dpdeblur.cli.bench import main
 from dpdeblur.models import create_model
 from dpdeblur.research.benchmarks.cpu_training import CPU_VARIANTS, time_cpu_step
+from dpdeblur.research.benchmarks.timing import training_loss
+from dpdeblur.training.losses import CompositeLoss
 
 
 def test_all_variants_are_timed_and_written(tmp_path, capsys):
@@ -36,3 +38,18 @@ def test_unknown_model_is_a_one_line_error(tmp_path, capsys):
     assert main(["cpu-train", "--model", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown model 'nope'" in err and "Traceback" not in err
+
+
+def test_the_timed_training_loss_is_k3dns_with_its_reblur_term():
+    # K3DN gives a reblur function, not a reblurred image: the timed loss must still add
+    # 0.1 x the reblur term (conf/loss/k3dn.yaml), as training does.
+    torch.manual_seed(0)
+    model = create_model("k3dn_tiny", window_size=8).train()
+    left, right, target = torch.rand(3, 1, 3, 32, 32).unbind(0)
+    batch = {"left": left, "right": right, "target": target}
+    with torch.no_grad():
+        output = model(left, right)
+        timed = training_loss(output, batch)
+        plain, _ = CompositeLoss({"charbonnier": 1.0})(output, batch)
+        with_reblur, _ = CompositeLoss({"charbonnier": 1.0, "reblur": 0.1})(output, batch)
+    assert torch.equal(timed, with_reblur) and not torch.equal(timed, plain)
