@@ -80,7 +80,8 @@ class DPFileDataset(Dataset):
         self.rotate_portrait = rotate_portrait
         self.integer_images = integer_images
         self._to_tensor = ToTensor(integers=integer_images)
-        self.buffers = SharedBatchBuffers()
+        # shared batch buffers only where batches of integers are made in workers
+        self.buffers = SharedBatchBuffers() if integer_images else None
         self._warned: set[Path] = set()
 
     def __len__(self) -> int:
