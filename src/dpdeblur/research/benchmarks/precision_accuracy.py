@@ -51,6 +51,7 @@ from dpdeblur.metrics import psnr
 from dpdeblur.models import create_model, model_info
 from dpdeblur.models.k3dn import FEATURE_STRIDE, K3DN
 from dpdeblur.models.output import output_image
+from dpdeblur.research.benchmarks.timing import autocast_context
 from dpdeblur.training.config import compose_config
 from dpdeblur.training.losses import CompositeLoss
 
@@ -190,10 +191,6 @@ class ArmRun:
     psnr: float | None = None
 
 
-def _autocast(device: torch.device, bf16: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
-
 def train_arm(
     initial: nn.Module,
     scenes: dict[str, Tensor],
@@ -219,7 +216,7 @@ def train_arm(
     for indices in order:
         batch = {key: scenes[key][indices.to(device)] for key in ("left", "right", "target")}
         opt.zero_grad(set_to_none=True)
-        with _autocast(device, bf16):
+        with autocast_context(device, torch.bfloat16 if bf16 else None):
             total, _ = loss(model(batch["left"], batch["right"]), batch)
         total.backward()
         grads = [p.grad for p in params if p.grad is not None]

@@ -54,7 +54,8 @@ def random_pair(
     return left.to(device), right.to(device)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to ``dtype`` on ``device``'s type; no autocast for ``None``."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
@@ -82,7 +83,7 @@ def forward_seconds(
         right = right.contiguous(memory_format=memory_format)
 
         def run():
-            with torch.inference_mode(), _autocast(device, autocast):
+            with torch.inference_mode(), autocast_context(device, autocast):
                 model(left, right)
 
         return run
@@ -119,7 +120,7 @@ def forward_backward_seconds(
         target = (left + right) / 2
 
         def run():
-            with _autocast(device, autocast):
+            with autocast_context(device, autocast):
                 output = model(left, right)
                 loss = training_loss(output, {"left": left, "right": right, "target": target})
             loss.backward()
@@ -199,7 +200,7 @@ def train_step(
 
         def run():
             optimizer.zero_grad(set_to_none=True)
-            with _autocast(device, autocast):
+            with autocast_context(device, autocast):
                 loss = training_loss(model(left, right), sample)
             loss.backward()
             optimizer.step()
